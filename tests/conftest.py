@@ -1,0 +1,41 @@
+"""Shared test setup: offline, one torch thread, the fixture dataset and one tiny trained run."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # nothing in the tests may reach the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # 2-thread torch slows 8-15x on a shared machine; 1 thread barely changes
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+MINI = FIXTURES / "stance_mini"
+SHARED = REPO.parent / "shared"
+
+
+def mini_overrides(output_dir: Path, run_name: str = "mini", epochs: int = 20) -> list[str]:
+    """Point configs/tiny.yaml at the fixture dataset and a temporary output folder."""
+    return [
+        f"data.train={MINI / 'train.jsonl'}",
+        f"data.dev={MINI / 'dev.jsonl'}",
+        f"data.test={MINI / 'test.jsonl'}",
+        f"output_dir={output_dir}",
+        f"run_name={run_name}",
+        f"training.epochs={epochs}",
+        "training.batch_size=8",
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One tiny model trained on the fixture, shared by the tests that only read a finished run."""
+    from train.config import load_config
+    from train.fit import fit
+
+    out = tmp_path_factory.mktemp("runs")
+    return fit(load_config(REPO / "configs" / "tiny.yaml", mini_overrides(out)))

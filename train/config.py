@@ -1,0 +1,233 @@
+"""Typed run configuration: YAML file + dotted command-line overrides → dataclasses, strictly checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+SEGMENTERS = ("pyvi", "underthesea", "none")
+MODEL_TYPES = ("transformer",)
+CLASS_WEIGHTS = ("none", "balanced")
+# PhoBERT's position table holds 258 rows, two of which RoBERTa reserves for padding offsets:
+# 256 tokens is the real limit, and 258 crashes with an index error deep inside the embedding.
+MAX_LENGTH_LIMIT = 256
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class DataConfig:
+    train: str = "data/stance/train.jsonl"
+    dev: str = "data/stance/dev.jsonl"
+    test: str = "data/stance/test.jsonl"
+
+
+@dataclass
+class ScratchConfig:
+    """A RoBERTa (PhoBERT architecture) encoder built with random weights, plus a PhoBERT-format BPE
+    tokenizer learned from the training sentences. Used when model.name_or_path is empty."""
+
+    num_hidden_layers: int = 2
+    hidden_size: int = 64
+    num_attention_heads: int = 2
+    intermediate_size: int = 256
+    bpe_merges: int = 3000
+
+
+@dataclass
+class ModelConfig:
+    type: str = "transformer"
+    # A hub id ("vinai/phobert-base"), a local save_pretrained folder, or "" to build from `scratch`.
+    name_or_path: str = ""
+    scratch: ScratchConfig = field(default_factory=ScratchConfig)
+    segmenter: str = "pyvi"
+    max_length: int = 128
+    dropout: float = 0.1
+
+
+@dataclass
+class TrainingConfig:
+    epochs: int = 3
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 5.0e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    class_weights: str = "none"
+    seed: int = 42
+    threads: int = 1
+
+
+@dataclass
+class Config:
+    run_name: str = "run"
+    output_dir: str = "models"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.run_name
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or the defaults when path is None) and apply `a.b=value` overrides."""
+    raw: dict[str, Any] = {}
+    source = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{source}: not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    cfg = _build(Config, raw, source, prefix="")
+    for item in overrides:
+        _apply_override(cfg, item)
+    _check(cfg, source)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
+def _build(cls: type, raw: dict[str, Any], source: str, prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in raw.items():
+        full = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key '{full}'{_suggest(key, names, prefix)}")
+        kind = hints[key]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key '{full}' must be a mapping, got {value!r}")
+            values[key] = _build(kind, value, source, prefix=f"{full}.")
+        else:
+            values[key] = _cast(value, kind, source, full)
+    return cls(**values)
+
+
+def _cast(value: Any, kind: type, source: str, key: str) -> Any:
+    """Cast a YAML or command-line value to the field's type; PyYAML reads `3e-5` as a string, so
+    numeric strings are accepted for numeric fields."""
+    bad = ConfigError(f"{source}: key '{key}' expects {kind.__name__}, got {value!r}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise bad
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if kind is str:
+        if value is None:
+            return ""
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    raise bad
+
+
+def _apply_override(cfg: Config, item: str) -> None:
+    source = "command line"
+    if "=" not in item:
+        raise ConfigError(f"{source}: override '{item}' must look like key=value (e.g. training.epochs=2)")
+    dotted, text = item.split("=", 1)
+    parts = dotted.strip().split(".")
+    target: Any = cfg
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(target)]
+        prefix = ".".join(parts[:depth]) + ("." if depth else "")
+        if part not in names:
+            raise ConfigError(f"{source}: unknown key '{dotted}'{_suggest(part, names, prefix)}")
+        kind = get_type_hints(type(target))[part]
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(kind):
+                raise ConfigError(f"{source}: key '{dotted}' is a section; set one of its keys instead")
+            setattr(target, part, _cast(yaml.safe_load(text) if text else "", kind, source, dotted))
+        elif not dataclasses.is_dataclass(kind):
+            raise ConfigError(f"{source}: key '{prefix}{part}' is not a section")
+        else:
+            target = getattr(target, part)
+
+
+def _suggest(key: str, names: list[str], prefix: str) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else f" (valid keys: {', '.join(names)})"
+
+
+def _check(cfg: Config, source: str) -> None:
+    def choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
+
+    def positive(key: str, value: float) -> None:
+        if value <= 0:
+            raise ConfigError(f"{source}: key '{key}' must be > 0; got {value!r}")
+
+    if not cfg.run_name or "/" in cfg.run_name or cfg.run_name in (".", ".."):
+        raise ConfigError(f"{source}: key 'run_name' must be a plain folder name; got {cfg.run_name!r}")
+    choice("model.type", cfg.model.type, MODEL_TYPES)
+    choice("model.segmenter", cfg.model.segmenter, SEGMENTERS)
+    choice("training.class_weights", cfg.training.class_weights, CLASS_WEIGHTS)
+    for key in ("epochs", "batch_size", "eval_batch_size", "learning_rate", "threads"):
+        positive(f"training.{key}", getattr(cfg.training, key))
+    for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "bpe_merges"):
+        positive(f"model.scratch.{key}", getattr(cfg.model.scratch, key))
+    if cfg.model.scratch.hidden_size % cfg.model.scratch.num_attention_heads:
+        raise ConfigError(
+            f"{source}: key 'model.scratch.hidden_size' ({cfg.model.scratch.hidden_size}) must be a multiple "
+            f"of 'model.scratch.num_attention_heads' ({cfg.model.scratch.num_attention_heads})"
+        )
+    if not 8 <= cfg.model.max_length:
+        raise ConfigError(f"{source}: key 'model.max_length' must be at least 8; got {cfg.model.max_length}")
+    # Clamped rather than refused: a hub config written for another model family may ask for 512.
+    if cfg.model.max_length > MAX_LENGTH_LIMIT:
+        log.warning("%s: model.max_length %d clamped to %d", source, cfg.model.max_length, MAX_LENGTH_LIMIT)
+        cfg.model.max_length = MAX_LENGTH_LIMIT
+    if not 0 <= cfg.training.warmup_ratio < 1:
+        raise ConfigError(f"{source}: key 'training.warmup_ratio' must be in [0, 1); got {cfg.training.warmup_ratio}")
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError(f"{source}: key 'model.dropout' must be in [0, 1); got {cfg.model.dropout}")

@@ -1,0 +1,69 @@
+"""Read the stance JSONL files into a `datasets.DatasetDict`, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict
+
+# The order is the model's label ids; it is written into every run, and predict reads it back from there.
+LABELS = ("pro_ukraine", "pro_russia", "neutral", "none")
+REQUIRED_FIELDS = ("id", "text", "country", "label")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message names the file and, where known, the line."""
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read one example per line; blank lines are skipped, anything else that is not a JSON object fails."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: data file not found")
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+            missing = [key for key in REQUIRED_FIELDS if not isinstance(row.get(key), str) or not row[key].strip()]
+            if missing:
+                raise DataError(f"{path}:{number}: missing or empty field(s): {', '.join(missing)}")
+            if row["label"] not in LABELS:
+                raise DataError(f"{path}:{number}: unknown label {row['label']!r} (expected one of {', '.join(LABELS)})")
+            rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no examples")
+    return rows
+
+
+def load_splits(paths: dict[str, str]) -> DatasetDict:
+    """Load each named split (train/dev/test) as a Dataset with columns id, text, country, label (int)."""
+    splits = {}
+    for name, path in paths.items():
+        rows = read_jsonl(path)
+        splits[name] = Dataset.from_dict(
+            {
+                "id": [row["id"] for row in rows],
+                "text": [row["text"] for row in rows],
+                "country": [row["country"] for row in rows],
+                "label": [LABELS.index(row["label"]) for row in rows],
+            }
+        )
+    return DatasetDict(splits)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

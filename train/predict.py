@@ -1,0 +1,68 @@
+"""Predictor.from_run(dir).predict(pairs): stance probabilities for (country, sentence) pairs from a run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .segment import Segmenter, get_segmenter
+
+
+@dataclass
+class Predictor:
+    """Everything predict needs travels with the run: labels, segmenter and max length come from run.json."""
+
+    tokenizer: object
+    model: torch.nn.Module
+    labels: list[str]
+    segmenter: Segmenter
+    max_length: int
+    batch_size: int = 64
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, batch_size: int = 64) -> "Predictor":
+        run_dir = Path(run_dir)
+        info_path = run_dir / "run.json"
+        if not info_path.is_file():
+            raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info.get("status") != "complete" or not (run_dir / "model").is_dir():
+            raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r}); resume it first")
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+        labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
+        if labels != info["labels"]:
+            raise ValueError(f"{run_dir}: model labels {labels} differ from run.json labels {info['labels']}")
+        segmenter = get_segmenter(info["segmenter"]["name"])
+        if segmenter.version != info["segmenter"]["version"]:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s was trained with %s %s; %s is installed", run_dir, segmenter.name,
+                info["segmenter"]["version"], segmenter.version,
+            )  # fmt: skip
+        tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
+        return cls(tokenizer, model, labels, segmenter, info["max_length"], batch_size)
+
+    @torch.inference_mode()
+    def predict(self, pairs: list[tuple[str, str]]) -> list[dict]:
+        """One dict per (country, sentence): the label and every class probability."""
+        countries = [self.segmenter(country) for country, _ in pairs]
+        texts = [self.segmenter(text) for _, text in pairs]
+        encoded = self.tokenizer(countries, texts, truncation="only_second", max_length=self.max_length)
+        # Sorting by length keeps padding, and so wasted compute, small inside each batch.
+        order = sorted(range(len(pairs)), key=lambda i: len(encoded["input_ids"][i]))
+        results: list[dict] = [{}] * len(pairs)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad(
+                {key: [encoded[key][i] for i in chunk] for key in encoded.keys()}, return_tensors="pt"
+            )
+            probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).tolist()
+            for index, row in zip(chunk, probs):
+                best = max(range(len(row)), key=row.__getitem__)
+                results[index] = {"label": self.labels[best], "probs": dict(zip(self.labels, row))}
+        return results
