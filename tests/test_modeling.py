@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -46,15 +47,37 @@ def test_learned_tokenizer_is_phobert_format_and_round_trips(tmp_path):
     assert reloaded.decode(ids, skip_special_tokens=True).replace(" ", "") == ("Pháp" + texts[0]).replace(" ", "")
 
 
-@needs_phobert
-def test_local_folder_with_real_phobert_tokenizer_loads(tmp_path):
-    """The path a user's downloaded vinai/phobert-base folder takes, with tiny random weights."""
+@pytest.fixture
+def tiny_phobert_folder(tmp_path):
+    """What a user's downloaded vinai/phobert-base folder looks like, with tiny random weights."""
     tokenizer = _phobert()
     config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=258, pad_token_id=1, type_vocab_size=1,
                            tokenizer_class="PhobertTokenizer")  # fmt: skip
-    RobertaForSequenceClassification(config).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
+    folder = tmp_path / "phobert-tiny"
+    RobertaForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@needs_phobert
+def test_phobert_base_config_trains_from_a_local_folder(tiny_phobert_folder, tmp_path):
+    from train.fit import fit
+
+    from .conftest import REPO, mini_overrides
+
+    overrides = mini_overrides(tmp_path / "runs", run_name="pb", epochs=1) + [f"model.name_or_path={tiny_phobert_folder}"]
+    cfg = load_config(REPO / "configs" / "phobert-base.yaml", overrides)
+    assert cfg.model.max_length == 256 and cfg.training.batch_size == 8
+    run = fit(cfg)
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["segmenter"]["name"] == "underthesea" and info["max_length"] == 256
+    assert (run / "model" / "bpe.codes").is_file() and (run / "model" / "vocab.txt").is_file()
+
+
+@needs_phobert
+def test_local_folder_with_real_phobert_tokenizer_loads(tiny_phobert_folder):
+    tmp_path = tiny_phobert_folder
     cfg = load_config(None, [f"model.name_or_path={tmp_path}", "model.max_length=256"])
     assert resolve_source(cfg.model.name_or_path) == str(tmp_path)
     tok, model = load_pretrained(str(tmp_path), cfg.model, LABELS)

@@ -150,6 +150,8 @@ def load_pretrained(source: str, cfg: ModelConfig, labels: tuple[str, ...]) -> t
             setattr(config, key, cfg.dropout)
     # A folder fine-tuned for another label set has a head of another shape: replace it, keep the encoder.
     model = AutoModelForSequenceClassification.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     return tokenizer, model
 
 
