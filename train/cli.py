@@ -20,12 +20,45 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--force", action="store_true", help="overwrite a non-empty run folder")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     train.add_argument("--threads", type=int, help="torch CPU threads (overrides training.threads)")
+    train.add_argument("--seeds", help="comma-separated seeds, e.g. 1,2,3: one run per seed (run_name-s1, ...) "
+                       "and <output_dir>/<run_name>-seeds.json with mean ± std")  # fmt: skip
+
+    evaluate = sub.add_parser("evaluate", help="score a trained run on a split or data file; write RUN/eval/<name>/")
+    evaluate.add_argument("run", help="run folder, e.g. models/tiny")
+    source = evaluate.add_mutually_exclusive_group()
+    source.add_argument("--data", help="a JSONL file with id, text, country, label (eval name = file stem)")
+    source.add_argument("--split", default="test", help="train, dev or test from the run's config (default test)")
+    evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+    compare = sub.add_parser("compare", help="compare evaluated runs (or *-seeds.json groups) with significance")
+    compare.add_argument("runs", nargs="+", help="run folders or seed-group files; deltas are against the first")
+    compare.add_argument("--eval", default="test", help="which RUN/eval/<name> to compare (default test)")
+    compare.add_argument("--output", help="also write the Markdown here")
+    compare.add_argument("--html", help="write a self-contained HTML report here")
+    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (at least 1000)")
 
     predict = sub.add_parser("predict", help="predict stances with a trained run")
     predict.add_argument("run", help="run folder, e.g. models/tiny")
-    predict.add_argument("--country", required=True, help="target country as named in the data, e.g. Pháp")
-    predict.add_argument("--text", required=True, help="one Vietnamese sentence mentioning the country")
+    predict.add_argument("--country", help="pair mode: target country as named in the data, e.g. Pháp")
+    predict.add_argument("--text", help="pair mode: one Vietnamese sentence mentioning the country")
+    predict.add_argument("--input", nargs="+", metavar="PATH",
+                         help="batch mode: .txt/.html files, folders of them, .jsonl/.csv (a text column), or - for stdin")
+    predict.add_argument("--output", metavar="DIR", help="batch mode: folder for sentences/articles/summary outputs")
+    predict.add_argument("--text-field", default="text", help="batch mode: the text field of .jsonl/.csv inputs")
+    predict.add_argument("--gazetteer", help="country gazetteer YAML (default: data/countries.yaml of the package)")
+    predict.add_argument("--resume", action="store_true", help="batch mode: skip documents already finished in DIR")
+    predict.add_argument("--force", action="store_true", help="batch mode: overwrite earlier outputs in DIR")
+    predict.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
+    predict.add_argument("--top-k", type=int, default=3, help="evidence sentences per article and country")
     predict.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+    data = sub.add_parser("data", help="check and describe the stance dataset")
+    data.add_argument("action", choices=("validate", "stats", "split", "agreement"))
+    data.add_argument("inputs", nargs="*", help="split: example JSONL files to re-split by story")
+    data.add_argument("--data-dir", default="data/stance", help="folder with train/dev/test.jsonl")
+    data.add_argument("--gazetteer", default="data/countries.yaml", help="country gazetteer (YAML)")
+    data.add_argument("--markdown", help="stats: also write the table to this Markdown file")
+    data.add_argument("--second", help="agreement: the blind second annotation (JSONL: id, label)")
 
     # Overrides may come after options (`stance train c.yaml --force run_name=x`), which plain
     # argparse refuses for a nargs="*" positional once an option has been seen.
@@ -42,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, RuntimeError, FileNotFoundError) as err:
+    except (ValueError, RuntimeError, FileNotFoundError, FileExistsError) as err:
         # Our own errors already name the file, line or key; a traceback would bury that.
         print(f"stance {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -57,8 +90,51 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append(f"training.threads={args.threads}")
     cfg = load_config(args.config, overrides)
     command = shlex.join(["stance", *sys.argv[1:]]) if sys.argv[1:] else ""
-    run_dir = fit(cfg, force=args.force, resume=args.resume, command=command)
-    print(run_dir)
+    if not args.seeds:
+        run_dir = fit(cfg, force=args.force, resume=args.resume, command=command)
+        print(run_dir)
+        return 0
+    from .compare import aggregate_seeds
+
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3; got {args.seeds!r}") from None
+    run_dirs = []
+    for seed in seeds:
+        seeded = load_config(args.config, [*overrides, f"training.seed={seed}", f"run_name={cfg.run_name}-s{seed}"])
+        run_dirs.append(fit(seeded, force=args.force, resume=args.resume, command=command))
+        print(run_dirs[-1])
+    group = cfg.run_dir.parent / f"{cfg.run_name}-seeds.json"
+    summary = aggregate_seeds(run_dirs, seeds, group)
+    for key, stat in summary["dev"].items():
+        print(f"dev {key}: {stat['mean']:.4f} ± {stat['std']:.4f} over {stat['n']} seeds")
+    print(group)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .evaluation import evaluate_run
+
+    torch.set_num_threads(args.threads)
+    out_dir = evaluate_run(args.run, data=args.data, split=args.split)
+    metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  F_avg {metrics['f_avg']:.4f}  "
+          f"ECE {metrics['calibration']['ece']:.4f}  ({metrics['n']} examples)")  # fmt: skip
+    print(out_dir)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .compare import compare, write_comparison
+
+    result = compare(args.runs, eval_name=args.eval, n_resamples=args.resamples)
+    text = write_comparison(result, Path(args.output) if args.output else None, Path(args.html) if args.html else None)
+    print(text)
     return 0
 
 
@@ -68,12 +144,78 @@ def _predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
     torch.set_num_threads(args.threads)
+    if args.input or args.output:
+        return _predict_batch(args)
+    if not (args.country and args.text):
+        raise ValueError("give --country and --text for one pair, or --input PATH... --output DIR for a batch")
     result = Predictor.from_run(args.run).predict([(args.country, args.text)])[0]
     print(json.dumps({"country": args.country, "text": args.text, **result}, ensure_ascii=False))
     return 0
 
 
-_COMMANDS = {"train": _train, "predict": _predict}
+def _data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import datacheck
+
+    splits = {name: Path(args.data_dir) / f"{name}.jsonl" for name in ("train", "dev", "test")}
+    if args.action == "split":
+        from .data import read_jsonl
+
+        rows = [row for path in args.inputs for row in read_jsonl(path)]
+        for name, part in datacheck.split_by_story(rows).items():
+            datacheck.write_jsonl(splits[name], part)
+            print(f"{splits[name]}: {len(part)} examples")
+        return 0
+    if args.action == "agreement":
+        from .data import read_jsonl
+
+        gold = [row for path in splits.values() for row in read_jsonl(path)]
+        second = [json.loads(line) for line in Path(args.second).read_text(encoding="utf-8").splitlines() if line.strip()]
+        result = datacheck.agreement(gold, second)
+        print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=2))
+        print(f"{len(result['disagreements'])} disagreement(s)")
+        return 0
+    report = datacheck.validate(splits, args.gazetteer)
+    if args.action == "validate":
+        for error in report.errors:
+            print(error, file=sys.stderr)
+        total = sum(len(rows) for rows in report.rows.values())
+        print(f"{len(report.errors)} problem(s) in {total} examples" if report.errors else f"ok: {total} examples valid")
+        return 1 if report.errors else 0
+    numbers = datacheck.stats(report.rows, datacheck.gazetteer_surfaces(args.gazetteer))
+    table = datacheck.stats_markdown(numbers, list(report.rows))
+    print(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table, encoding="utf-8")
+    return 0
+
+
+def _predict_batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .batch import iter_documents, predict_documents
+    from .mentions import DEFAULT_GAZETTEER, load_gazetteer
+    from .predict import Predictor
+
+    if not (args.input and args.output):
+        raise ValueError("batch mode needs both --input PATH... and --output DIR")
+    gazetteer = load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
+    predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
+    documents = iter_documents(args.input, text_field=args.text_field)
+    try:
+        stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
+                                  force=args.force, top_k=args.top_k)  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"stance predict: interrupted; finished documents are kept in {args.output}; "
+              "run again with --resume to continue", file=sys.stderr)  # fmt: skip
+        return 130
+    print(json.dumps({"output": args.output, **stats}))
+    # Bad documents never fail the batch; only a batch where nothing at all could be read does.
+    return 0 if stats["ok"] + stats["already_done"] else 1
+
+
+_COMMANDS = {"train": _train, "predict": _predict, "data": _data, "evaluate": _evaluate, "compare": _compare}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,6 +62,10 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     try:
+        if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
+            from .tfidf import fit_tfidf
+
+            return fit_tfidf(cfg, run_dir, command)
         return _train(cfg, run_dir, checkpoint, command)
     finally:
         logging.getLogger().removeHandler(handler)
@@ -91,7 +95,7 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
         present = np.unique(train_labels)
         weights = np.ones(len(LABELS))
         weights[present] = compute_class_weight("balanced", classes=present, y=train_labels)
-        log.info("class weights: %s", dict(zip(LABELS, weights.round(3))))
+        log.info("class weights: %s", {label: round(float(w), 3) for label, w in zip(LABELS, weights)})
 
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),

@@ -1,0 +1,103 @@
+import json
+
+import pytest
+
+from train import datacheck
+
+GAZETTEER = """
+not_countries: [châu Mỹ]
+entries:
+  - {name: Pháp, iso: FR, kind: country, aliases: [], places: [Paris], people: [{name: Emmanuel Macron, role: Tổng thống, aliases: [Macron]}]}
+  - {name: Nga, iso: RU, kind: country, aliases: [Liên bang Nga], places: [Điện Kremlin], people: []}
+  - {name: Ukraine, iso: UA, kind: country, aliases: [Ukraina], places: [Kiev], people: []}
+"""
+
+
+def row(i, text, country, mention, label, story):
+    return {"id": f"x{i}", "text": text, "country": country, "mention": mention, "label": label, "story_id": story}
+
+
+GOOD = {
+    "train": [
+        row(1, "Ông Macron tuyên bố Paris sẽ tiếp tục viện trợ cho Ukraina.", "Pháp", "Macron", "pro_ukraine", "s1"),
+        row(2, "Ông Macron tuyên bố Paris sẽ tiếp tục viện trợ cho Ukraina.", "Ukraine", "Ukraina", "none", "s1"),
+        row(3, "Điện Kremlin bác bỏ đề xuất ngừng bắn của phương Tây.", "Nga", "Điện Kremlin", "pro_russia", "s2"),
+    ],
+    "dev": [row(4, "Pháp và Nga nối lại kênh liên lạc quân sự sau nhiều tháng.", "Pháp", "Pháp", "none", "s3")],
+    "test": [row(5, "Kiev kêu gọi các đồng minh siết chặt lệnh trừng phạt năng lượng.", "Ukraine", "Kiev", "pro_ukraine", "s4")],
+}
+
+
+def write(tmp_path, splits):
+    (tmp_path / "countries.yaml").write_text(GAZETTEER, encoding="utf-8")
+    paths = {}
+    for name, rows in splits.items():
+        paths[name] = tmp_path / f"{name}.jsonl"
+        datacheck.write_jsonl(paths[name], rows)
+    return paths, tmp_path / "countries.yaml"
+
+
+def test_good_data_validates_and_counts(tmp_path):
+    paths, gazetteer = write(tmp_path, GOOD)
+    report = datacheck.validate(paths, gazetteer)
+    assert report.ok, report.errors
+    numbers = datacheck.stats(report.rows, datacheck.gazetteer_surfaces(gazetteer))
+    assert numbers["examples"] == 5 and numbers["sentences"] == 4 and numbers["stories"] == 4
+    assert numbers["multi_country_sentence_share"] == 0.25  # 1 of 4 sentences has two targets
+    assert numbers["indirect_mention_share"] == 0.6  # Macron, Điện Kremlin, Kiev of 5 mentions
+    assert numbers["labels"] == {"pro_ukraine": 2, "pro_russia": 1, "neutral": 0, "none": 2}
+    table = datacheck.stats_markdown(numbers, ["train", "dev", "test"])
+    assert "| Pháp | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 1 | 0 | 0 | 0 | 0 | 2 |" in table
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"country": "Phap"}, "country 'Phap' is not a canonical name"),
+        ({"mention": "Lecornu"}, "mention 'Lecornu' does not occur in the text"),
+        ({"text": "Ông Lecornu nói Paris ủng hộ Ukraina.", "mention": "Lecornu"}, "mention 'Lecornu' is not in the gazetteer"),
+        ({"mention": "Paris", "country": "Nga"}, "mention 'Paris' resolves to 'Pháp', not 'Nga'"),
+        ({"story_id": "s3"}, "story 's3' also appears in split 'train'"),  # reported where it repeats: dev:1
+        ({"id": "x4"}, "id 'x4' already used"),
+        ({"story_id": ""}, "missing field(s) story_id"),
+    ],
+)
+def test_each_problem_is_reported_with_file_and_line(tmp_path, change, message):
+    splits = json.loads(json.dumps(GOOD))
+    splits["train"][2].update(change)
+    paths, gazetteer = write(tmp_path, splits)
+    report = datacheck.validate(paths, gazetteer)
+    where = f"{paths['dev']}:1" if "also appears" in message else f"{paths['train']}:3"
+    assert any(message in error and where in error for error in report.errors), report.errors
+
+
+def test_near_duplicate_across_splits_is_caught(tmp_path):
+    splits = json.loads(json.dumps(GOOD))
+    splits["test"].append(row(6, "Điện Kremlin bác bỏ đề xuất ngừng bắn của phương Tây!", "Nga", "Điện Kremlin", "pro_russia", "s5"))
+    paths, gazetteer = write(tmp_path, splits)
+    errors = datacheck.validate(paths, gazetteer).errors
+    assert len(errors) == 1 and "near-duplicate sentences across splits train/test" in errors[0]
+
+
+def test_split_by_story_keeps_stories_whole_and_is_stable():
+    rows = [row(i, f"câu {i}", "Pháp", "Pháp", "none", f"story-{i // 4}") for i in range(400)]
+    splits = datacheck.split_by_story(rows)
+    assert sum(len(part) for part in splits.values()) == 400
+    owner = {}
+    for name, part in splits.items():
+        for r in part:
+            assert owner.setdefault(r["story_id"], name) == name
+    assert 260 <= len(splits["train"]) <= 300 and 40 <= len(splits["dev"]) <= 80
+    assert datacheck.split_by_story(list(reversed(rows)))["test"] == splits["test"] or \
+        {r["id"] for r in datacheck.split_by_story(list(reversed(rows)))["test"]} == {r["id"] for r in splits["test"]}
+
+
+def test_agreement_kappa_matches_hand_computation():
+    gold = [row(i, "t", "Pháp", "Pháp", label, "s") for i, label in
+            enumerate(["pro_ukraine", "pro_ukraine", "pro_russia", "none"])]  # fmt: skip
+    second = [{"id": "x0", "label": "pro_ukraine"}, {"id": "x1", "label": "none"},
+              {"id": "x2", "label": "pro_russia"}, {"id": "x3", "label": "none"}]  # fmt: skip
+    result = datacheck.agreement(gold, second)
+    # p_o = 3/4; p_e = (2/4*1/4) + (1/4*1/4) + (1/4*2/4) = 5/16; kappa = (12/16 - 5/16) / (11/16) = 7/11
+    assert result["cohen_kappa"] == pytest.approx(7 / 11, abs=1e-4)
+    assert result["raw_agreement"] == 0.75 and [d["id"] for d in result["disagreements"]] == ["x1"]
