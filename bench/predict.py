@@ -1,0 +1,117 @@
+"""Benchmark: sentences/s of the batch path (Predictor) against transformers.pipeline, and articles/s end to end.
+
+Both model paths run in the same process on the same (country, sentence) pairs, taken from real pages
+(data/articles, the shared seeds), with the same thread count; the pipeline gets its defaults (one example
+per call; truncation to the run's max length, without which long pairs crash it) and the same word
+segmentation done beforehand, so the ratio is about batching, length sorting,
+dynamic padding and inference_mode, not about the segmenter. Usage:
+
+    python bench/predict.py models/tiny [--pairs 2000] [--threads 1] [--batch-size 32]
+
+Sentences/s here means (country, sentence) pairs per second: the unit the model classifies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def page_folders() -> list[Path]:
+    return [p for p in (REPO / "data" / "articles", REPO.parent / "shared" / "seeds") if p.is_dir()]
+
+
+def collect_pairs(gazetteer) -> list[tuple[str, str]]:
+    """Every distinct (country, sentence) pair of the real pages, as the batch pipeline would make them."""
+    from train.batch import iter_documents, prepare
+
+    pairs: dict[tuple[str, str], None] = {}
+    for doc in iter_documents([str(p) for p in page_folders()]):
+        item = prepare(doc, gazetteer)
+        pairs.update(((country, item.sentences[index]), None) for index, country in item.pairs)
+    if not pairs:
+        raise SystemExit("no pages with country mentions under data/articles or ../shared/seeds")
+    return list(pairs)
+
+
+def timed_rounds(fn, pairs: list, total: int) -> tuple[float, list]:
+    """Call fn on the distinct pairs as many times as it takes to cover `total` (no cache survives a call)."""
+    rounds = max(1, -(-total // len(pairs)))
+    start = time.perf_counter()
+    for _ in range(rounds):
+        result = fn(pairs)
+    return rounds * len(pairs) / (time.perf_counter() - start), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a finished run folder, e.g. models/tiny")
+    parser.add_argument("--pairs", type=int, default=2000, help="about this many pairs are timed for our path")
+    parser.add_argument("--baseline-pairs", type=int, default=400, help="about this many for the slow baseline")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--gazetteer", default=str(REPO / "data" / "countries.yaml"))
+    args = parser.parse_args()
+
+    import torch
+    from transformers import pipeline
+
+    from train.batch import iter_documents, predict_documents
+    from train.mentions import load_gazetteer
+    from train.predict import Predictor
+
+    torch.set_num_threads(args.threads)
+    gazetteer = load_gazetteer(args.gazetteer)
+    predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
+    pairs = collect_pairs(gazetteer)
+    seg = predictor.segmenter
+    segmented = [(seg(country), seg(text)) for country, text in pairs]
+    print(f"{len(pairs)} distinct pairs from real pages (timed over ~{args.pairs}), segmenter {seg.name}, {args.threads} thread(s), "
+          f"batch size {args.batch_size}, torch {torch.__version__}")  # fmt: skip
+
+    # Ours, on pre-segmented text (segmenter "none" for this timing) so both sides do the same work.
+    from train.segment import get_segmenter
+
+    fast = Predictor(predictor.tokenizer, predictor.model, predictor.labels, get_segmenter("none"),
+                     predictor.max_length, args.batch_size)  # fmt: skip
+    fast.predict(segmented[:64])  # warm-up
+    ours_rate, ours = timed_rounds(fast.predict, segmented, args.pairs)
+
+    classifier = pipeline("text-classification", model=str(Path(args.run) / "model"), device="cpu", top_k=None)
+    inputs = [{"text": c, "text_pair": t} for c, t in segmented]
+    # Default settings (batch size 1, no sorting), plus the truncation every encoder needs past its positions.
+    truncate = {"truncation": "only_second", "max_length": predictor.max_length}
+    classifier(inputs[:8], **truncate)  # warm-up
+    base_rate, theirs = timed_rounds(lambda items: classifier(items, **truncate), inputs, args.baseline_pairs)
+    agree = sum(o["label"] == max(t, key=lambda d: d["score"])["label"] for o, t in zip(ours, theirs)) / len(ours)
+
+    print(f"model path   ours: {ours_rate:8.1f} pairs/s   pipeline(default): {base_rate:8.1f} pairs/s   "
+          f"ratio {ours_rate / base_rate:.1f}x   (same labels on {agree:.1%} of pairs)")  # fmt: skip
+
+    rate, _ = timed_rounds(predictor.predict, pairs, args.pairs)
+    print(f"ours with segmentation ({seg.name}) inside: {rate:8.1f} pairs/s")
+
+    # End to end: read, clean, split, find mentions, classify, aggregate, write — repeated to fill time.
+    folders = [str(p) for p in page_folders()] * 5
+    with tempfile.TemporaryDirectory() as out:
+        docs = list(iter_documents(folders))
+        for number, doc in enumerate(docs):
+            doc.article = f"{number}:{doc.article}"  # repeated pages are distinct documents
+        start = time.perf_counter()
+        stats = predict_documents(predictor, iter(docs), gazetteer, out, progress=False)
+        seconds = time.perf_counter() - start
+    print(f"end to end: {len(docs) / seconds:8.2f} articles/s, {stats['sentences'] / seconds:8.1f} sentences/s "
+          f"({len(docs)} pages, {stats['pairs']} pairs, {seconds:.1f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

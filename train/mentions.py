@@ -1,0 +1,157 @@
+"""The gazetteer: find country mentions (names, capitals, institutions, leaders) in a sentence."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+# The package's own gazetteer, next to the package (data/ in the repository).
+DEFAULT_GAZETTEER = Path(__file__).resolve().parent.parent / "data" / "countries.yaml"
+
+# Titles and state bodies that, right before a country name, make one mention with it ("Tổng thống Pháp",
+# "Bộ Ngoại giao Nga"). Roles listed for people in the gazetteer are added to these.
+TITLES = (
+    "Tổng thống", "Phó Tổng thống", "Thủ tướng", "Phó Thủ tướng", "Ngoại trưởng", "Thủ tướng lâm thời",
+    "Bộ trưởng", "Bộ trưởng Quốc phòng", "Bộ trưởng Ngoại giao", "Bộ trưởng Tài chính", "Bộ Ngoại giao",
+    "Bộ Quốc phòng", "Bộ Tài chính", "Chính phủ", "chính phủ", "Quốc hội", "Quân đội", "quân đội", "Đại sứ",
+    "Đại sứ quán", "Chủ tịch", "Chủ tịch nước", "Nhà vua", "Quốc vương", "Tổng Bí thư", "Hạ viện", "Thượng viện",
+    "Người phát ngôn Bộ Ngoại giao", "người phát ngôn Bộ Ngoại giao", "phía", "Phía", "lực lượng", "Lực lượng",
+    "nhà lãnh đạo", "Nhà lãnh đạo", "giới chức", "Giới chức", "Tổng thư ký", "Đặc phái viên", "Cơ quan",
+)  # fmt: skip
+
+
+class GazetteerError(ValueError):
+    """A gazetteer file that cannot be used; the message names the file and the entry or key."""
+
+
+@dataclass(frozen=True)
+class Mention:
+    country: str  # the entry's canonical name, e.g. "Pháp"
+    text: str  # the surface form as written, e.g. "Tổng thống Pháp Emmanuel Macron"
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    """Surface form → canonical name (None for a `not_countries` phrase) and the compiled matcher."""
+
+    surface: dict[str, str | None]
+    kinds: dict[str, str]  # canonical name → "country" | "bloc"
+    pattern: re.Pattern
+
+    def find(self, text: str) -> list[Mention]:
+        """All mentions, left to right. At each position the longest form wins (so a `not_countries` phrase
+        hides the shorter country name inside it), and forms match whole words only: "Nga" does not match in
+        "Ngan" or "Nga_Sơn". A title before a country name joins its mention, and mentions of the same country
+        separated only by spaces merge ("Tổng thống Pháp" + "Emmanuel Macron")."""
+        found: list[Mention] = []
+        for match in self.pattern.finditer(text):
+            country = self.surface.get(match.group("name"))
+            if country is None:
+                continue
+            start = match.start()
+            previous = found[-1] if found else None
+            if previous and previous.country == country and not text[previous.end : start].strip():
+                found[-1] = Mention(country, text[previous.start : match.end()], previous.start, match.end())
+            else:
+                found.append(Mention(country, text[start : match.end()], start, match.end()))
+        return found
+
+    def countries(self, text: str) -> dict[str, list[str]]:
+        """Canonical name → the surface forms that mention it, in order of appearance."""
+        out: dict[str, list[str]] = {}
+        for mention in self.find(text):
+            out.setdefault(mention.country, []).append(mention.text)
+        return out
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", " ".join(str(text).split()))
+
+
+def _strings(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise GazetteerError(f"{where}: expected a list of strings")
+    return [_nfc(item) for item in value if item.strip()]
+
+
+@lru_cache(maxsize=8)
+def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
+    """Read `not_countries: [...]` and `entries: [{name, iso, kind, aliases, places, people}]`."""
+    path = Path(path)
+    if not path.is_file():
+        raise GazetteerError(f"{path}: gazetteer not found (pass --gazetteer PATH)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise GazetteerError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise GazetteerError(f"{path}: expected a mapping with an 'entries' list")
+    surface: dict[str, str | None] = {}
+    kinds: dict[str, str] = {}
+    titles = set(TITLES)
+    for number, entry in enumerate(data["entries"]):
+        where = f"{path}: entries[{number}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
+            raise GazetteerError(f"{where}: each entry needs a 'name'")
+        name = _nfc(entry["name"])
+        where = f"{path}: entry {name!r}"
+        kinds[name] = entry.get("kind") or "country"
+        if kinds[name] not in ("country", "bloc"):
+            raise GazetteerError(f"{where}: kind must be 'country' or 'bloc', not {kinds[name]!r}")
+        forms = {"name": [name, *_strings(entry.get("aliases"), f"{where}: aliases")],
+                 "place": _strings(entry.get("places"), f"{where}: places")}  # fmt: skip
+        people = entry.get("people") or []
+        if not isinstance(people, list):
+            raise GazetteerError(f"{where}: people: expected a list")
+        forms["person"] = []
+        for person in people:
+            if not isinstance(person, dict) or not isinstance(person.get("name"), str):
+                raise GazetteerError(f"{where}: people: each person needs a 'name'")
+            forms["person"] += [_nfc(person["name"]), *_strings(person.get("aliases"), f"{where}: people")]
+            if isinstance(person.get("role"), str) and person["role"].strip():
+                titles.add(_nfc(person["role"]))
+        for items in forms.values():
+            for item in items:
+                # The first entry to claim a form keeps it; a later claim is a gazetteer ambiguity we do not guess.
+                surface.setdefault(item, name)
+                if item[:1].islower():
+                    # "điện Kremlin" also starts a sentence as "Điện Kremlin"; never the reverse ("Anh" ≠ "anh").
+                    surface.setdefault(item[:1].upper() + item[1:], name)
+    for phrase in _strings(data.get("not_countries"), f"{path}: not_countries"):
+        surface[phrase] = None  # wins over any alias it contains, by being longer
+    if not surface:
+        raise GazetteerError(f"{path}: no names in 'entries'")
+    title = "|".join(re.escape(item) for item in sorted(titles, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w])(?:(?P<title>{title})\s+)?(?P<name>{_trie_regex(list(surface))})(?![\w])")
+    return Gazetteer(surface, kinds, pattern)
+
+
+def _trie_regex(words: list[str]) -> str:
+    """One regex for many literals: a character trie, so matching cost does not grow with the word count.
+    Greedy optional branches try the longest form first and back off when the word boundary fails."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = True
+
+    def emit(node: dict) -> str:
+        branches = [re.escape(char) + emit(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:
+            return f"(?:{body})?"
+        return body
+
+    return emit(trie)
