@@ -14,7 +14,7 @@ import yaml
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("pyvi", "underthesea", "none")
-MODEL_TYPES = ("transformer",)
+MODEL_TYPES = ("transformer", "tfidf")
 CLASS_WEIGHTS = ("none", "balanced")
 # PhoBERT's position table holds 258 rows, two of which RoBERTa reserves for padding offsets:
 # 256 tokens is the real limit, and 258 crashes with an index error deep inside the embedding.
@@ -45,11 +45,29 @@ class ScratchConfig:
 
 
 @dataclass
+class TfidfConfig:
+    """The classical baseline (model.type: tfidf): n-gram ranges, feature cap per block, window around the
+    target's mention, and the logistic regression's inverse regularisation C."""
+
+    word_ngram_min: int = 1
+    word_ngram_max: int = 2
+    char_ngram_min: int = 2
+    char_ngram_max: int = 5
+    max_features: int = 50000
+    window: int = 3
+    C: float = 10.0
+    max_iter: int = 2000
+    # Finds the target's mentions (Putin, Điện Kremlin → Nga) to mark them; "" = the country's name only.
+    gazetteer: str = "data/countries.yaml"
+
+
+@dataclass
 class ModelConfig:
     type: str = "transformer"
     # A hub id ("vinai/phobert-base"), a local save_pretrained folder, or "" to build from `scratch`.
     name_or_path: str = ""
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     segmenter: str = "pyvi"
     max_length: int = 128
     dropout: float = 0.1
@@ -219,6 +237,14 @@ def _check(cfg: Config, source: str) -> None:
         positive(f"training.{key}", getattr(cfg.training, key))
     for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "bpe_merges"):
         positive(f"model.scratch.{key}", getattr(cfg.model.scratch, key))
+    for key in ("word_ngram_min", "char_ngram_min", "max_features", "window", "C", "max_iter"):
+        positive(f"model.tfidf.{key}", getattr(cfg.model.tfidf, key))
+    for block in ("word", "char"):
+        low, high = getattr(cfg.model.tfidf, f"{block}_ngram_min"), getattr(cfg.model.tfidf, f"{block}_ngram_max")
+        if high < low:
+            raise ConfigError(
+                f"{source}: key 'model.tfidf.{block}_ngram_max' ({high}) must be >= '{block}_ngram_min' ({low})"
+            )
     if cfg.model.scratch.hidden_size % cfg.model.scratch.num_attention_heads:
         raise ConfigError(
             f"{source}: key 'model.scratch.hidden_size' ({cfg.model.scratch.hidden_size}) must be a multiple "

@@ -30,6 +30,10 @@ class Predictor:
         if not info_path.is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
         info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info.get("model_type") == "tfidf":  # the baseline keeps its own format; same interface
+            from .tfidf import TfidfPredictor
+
+            return TfidfPredictor.from_run(run_dir, info)
         if info.get("status") != "complete" or not (run_dir / "model").is_dir():
             raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r}); resume it first")
         model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()

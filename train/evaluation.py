@@ -1,0 +1,177 @@
+"""Stance metrics and error analysis on scikit-learn, and `evaluate_run`: one run on one data file → RUN/eval/<name>/.
+
+Every number a report or a comparison shows is computed here, once; the `evaluate` modules under metrics/
+and train/compare.py call these functions rather than re-implementing them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .data import LABELS, read_jsonl, sha256_file
+
+log = logging.getLogger(__name__)
+
+# SemEval-2016 Task 6 scores stance by the mean F1 of the two "taking a side" classes (FAVOR, AGAINST),
+# leaving out NONE; here the two sides are the two belligerents.
+F_AVG_LABELS = ("pro_ukraine", "pro_russia")
+ECE_BINS = 10
+TOP_ERRORS = 20
+
+
+def macro_f1(gold: Sequence[int], predicted: Sequence[int], num_labels: int = len(LABELS)) -> float:
+    """Macro-F1 over every label id (an absent label counts as F1 0, the same rule fit.py's dev score uses)."""
+    return float(f1_score(gold, predicted, labels=list(range(num_labels)), average="macro", zero_division=0))
+
+
+def f_avg(gold: Sequence[int], predicted: Sequence[int], labels: Sequence[str] = LABELS) -> float:
+    """Mean F1 of pro_ukraine and pro_russia (SemEval-2016 F_avg)."""
+    ids = [list(labels).index(name) for name in F_AVG_LABELS]
+    return float(f1_score(gold, predicted, labels=ids, average="macro", zero_division=0))
+
+
+def per_class(gold: Sequence[int], predicted: Sequence[int], labels: Sequence[str] = LABELS) -> dict[str, dict]:
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, predicted, labels=list(range(len(labels))), zero_division=0
+    )
+    return {
+        name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for name, p, r, f, s in zip(labels, precision, recall, f1, support)
+    }
+
+
+def per_country(gold: Sequence[int], predicted: Sequence[int], countries: Sequence[str]) -> dict[str, dict]:
+    """Support, accuracy and macro-F1 per target country, largest support first.
+
+    A country's macro-F1 averages over the labels that occur in its own gold or predicted labels: most countries
+    show only one or two stances, and counting the others as F1 0 would make every country look bad.
+    """
+    gold, predicted, countries = np.asarray(gold), np.asarray(predicted), np.asarray(countries)
+    table = {}
+    for country in sorted(set(countries.tolist()), key=lambda c: (-int((countries == c).sum()), c)):
+        mask = countries == country
+        table[country] = {
+            "support": int(mask.sum()),
+            "accuracy": float(accuracy_score(gold[mask], predicted[mask])),
+            "macro_f1": float(f1_score(gold[mask], predicted[mask], average="macro", zero_division=0)),
+        }
+    return table
+
+
+def reliability(probs: np.ndarray, gold: Sequence[int], n_bins: int = ECE_BINS) -> dict[str, Any]:
+    """Expected calibration error of the top-class confidence, with the bins of a reliability diagram.
+
+    Bins are equal-width over (0, 1]: bin i holds confidences in (i/n, (i+1)/n], and a confidence of exactly 0
+    goes to the first. ECE = Σ_bins (n_bin / N) · |accuracy_bin − mean confidence_bin|.
+    """
+    probs = np.asarray(probs, dtype=float)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == np.asarray(gold)).astype(float)
+    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for i in range(n_bins):
+        mask = index == i
+        count = int(mask.sum())
+        row = {"lower": i / n_bins, "upper": (i + 1) / n_bins, "count": count, "accuracy": None, "confidence": None}
+        if count:
+            row["accuracy"] = float(correct[mask].mean())
+            row["confidence"] = float(confidence[mask].mean())
+            ece += count / len(confidence) * abs(row["accuracy"] - row["confidence"])
+        bins.append(row)
+    return {"ece": float(ece), "n_bins": n_bins, "bins": bins}
+
+
+def confident_errors(rows: list[dict], k: int = TOP_ERRORS) -> list[dict]:
+    """The k wrong predictions the model was most sure of: these are where a label or the model is most wrong."""
+    wrong = [row for row in rows if row["predicted"] != row["gold"]]
+    wrong.sort(key=lambda row: (-row["probs"][row["predicted"]], row["id"]))
+    return [
+        {
+            "id": row["id"], "text": row["text"], "country": row["country"], "gold": row["gold"],
+            "predicted": row["predicted"], "confidence": float(row["probs"][row["predicted"]]),
+        }
+        for row in wrong[:k]
+    ]  # fmt: skip
+
+
+def compute_metrics(rows: list[dict], labels: Sequence[str] = LABELS) -> dict[str, Any]:
+    """Every metric of one evaluation, from prediction rows (id, text, country, gold, predicted, probs by label)."""
+    if not rows:
+        raise ValueError("no predictions to score")
+    labels = list(labels)
+    gold = [labels.index(row["gold"]) for row in rows]
+    predicted = [labels.index(row["predicted"]) for row in rows]
+    probs = np.array([[row["probs"][name] for name in labels] for row in rows])
+    return {
+        "n": len(rows),
+        "labels": labels,
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": macro_f1(gold, predicted, len(labels)),
+        "f_avg": f_avg(gold, predicted, labels),
+        "per_class": per_class(gold, predicted, labels),
+        "per_country": per_country(gold, predicted, [row["country"] for row in rows]),
+        "confusion": confusion_matrix(gold, predicted, labels=list(range(len(labels)))).tolist(),
+        "calibration": reliability(probs, gold),
+        "confident_errors": confident_errors(rows),
+    }
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None) -> Path:
+    """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/.
+
+    The folder holds predictions.jsonl, metrics.json (with the data file's sha256, which compare checks),
+    report.md and report.html. Returns that folder.
+    """
+    from .config import load_config
+    from .predict import Predictor
+    from .report import write_reports
+
+    run_dir = Path(run_dir)
+    if data is None:
+        if split not in ("train", "dev", "test"):
+            raise ValueError(f"unknown split {split!r}; expected train, dev or test (or pass --data FILE)")
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
+        data, name = getattr(load_config(run_dir / "config.yaml").data, split), split
+    else:
+        name = Path(data).name.removesuffix(".jsonl").removesuffix(".json")
+    examples = read_jsonl(data)
+    predictor = predictor or Predictor.from_run(run_dir)
+    outputs = predictor.predict([(row["country"], row["text"]) for row in examples])
+    rows = [
+        {
+            "id": row["id"], "text": row["text"], "country": row["country"], "gold": row["label"],
+            "predicted": out["label"], "probs": {label: float(out["probs"][label]) for label in predictor.labels},
+        }
+        for row, out in zip(examples, outputs)
+    ]  # fmt: skip
+    metrics = compute_metrics(rows, predictor.labels)
+    metrics = {
+        "run": str(run_dir),
+        "name": name,
+        "data": {"path": str(data), "sha256": sha256_file(data), "n": len(rows)},
+        **metrics,
+    }
+    out_dir = run_dir / "eval" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_reports(metrics, out_dir)
+    log.info("%s on %s: accuracy %.4f, macro-F1 %.4f, F_avg %.4f, ECE %.4f → %s", run_dir, name, metrics["accuracy"],
+             metrics["macro_f1"], metrics["f_avg"], metrics["calibration"]["ece"], out_dir)  # fmt: skip
+    return out_dir
+
+
+def read_predictions(eval_dir: str | Path) -> list[dict]:
+    path = Path(eval_dir) / "predictions.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no predictions (run `stance evaluate` first)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
