@@ -102,3 +102,18 @@ def test_agreement_kappa_matches_hand_computation():
     # p_o = 3/4; p_e = (2/4*1/4) + (1/4*1/4) + (1/4*2/4) = 5/16; kappa = (12/16 - 5/16) / (11/16) = 7/11
     assert result["cohen_kappa"] == pytest.approx(7 / 11, abs=1e-4)
     assert result["raw_agreement"] == 0.75 and [d["id"] for d in result["disagreements"]] == ["x1"]
+
+
+def test_agreement_command_writes_the_disagreements(tmp_path, capsys):
+    from train.cli import main
+
+    write(tmp_path, GOOD)
+    second = tmp_path / "second.jsonl"
+    # x1 and x5 agree with the data; x3 does not
+    second.write_text('{"id": "x1", "label": "pro_ukraine"}\n{"id": "x3", "label": "neutral"}\n'
+                      '{"id": "x5", "label": "pro_ukraine"}\n', encoding="utf-8")  # fmt: skip
+    out = tmp_path / "disagreements.jsonl"
+    assert main(["data", "agreement", "--data-dir", str(tmp_path), "--second", str(second), "--disagreements", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["label"], r["second_label"]) for r in rows] == [("x3", "pro_russia", "neutral")]
+    assert "1 disagreement(s)" in capsys.readouterr().out

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--gazetteer", default="data/countries.yaml", help="country gazetteer (YAML)")
     data.add_argument("--markdown", help="stats: also write the table to this Markdown file")
     data.add_argument("--second", help="agreement: the blind second annotation (JSONL: id, label)")
+    data.add_argument("--disagreements", help="agreement: write the disagreeing examples (both labels) to this JSONL")
 
     # Overrides may come after options (`stance train c.yaml --force run_name=x`), which plain
     # argparse refuses for a nargs="*" positional once an option has been seen.
@@ -175,6 +176,8 @@ def _data(args: argparse.Namespace) -> int:
         result = datacheck.agreement(gold, second)
         print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=2))
         print(f"{len(result['disagreements'])} disagreement(s)")
+        if args.disagreements:
+            datacheck.write_jsonl(args.disagreements, result["disagreements"])
         return 0
     report = datacheck.validate(splits, args.gazetteer)
     if args.action == "validate":
