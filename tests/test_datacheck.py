@@ -93,6 +93,16 @@ def test_split_by_story_keeps_stories_whole_and_is_stable():
     assert {r["id"] for r in reordered["test"]} == {r["id"] for r in splits["test"]}
 
 
+def test_adding_stories_keeps_the_old_ones_in_place_and_fills_the_short_split():
+    old = {"train": [row(1, "a", "Pháp", "Pháp", "none", "s1")] * 7, "dev": [row(2, "b", "Pháp", "Pháp", "none", "s2")] * 3,
+           "test": []}  # fmt: skip
+    new = [row(3, "c", "Pháp", "Pháp", "none", "s3")] * 2
+    splits = datacheck.split_by_story(new, existing=old)
+    assert splits["train"] == old["train"] and splits["dev"] == old["dev"] and splits["test"] == new
+    with pytest.raises(datacheck.DataError, match="s2"):
+        datacheck.split_by_story([row(4, "d", "Pháp", "Pháp", "none", "s2")], existing=old)
+
+
 def test_agreement_kappa_matches_hand_computation():
     gold = [row(i, "t", "Pháp", "Pháp", label, "s") for i, label in
             enumerate(["pro_ukraine", "pro_ukraine", "pro_russia", "none"])]  # fmt: skip
@@ -102,6 +112,11 @@ def test_agreement_kappa_matches_hand_computation():
     # p_o = 3/4; p_e = (2/4*1/4) + (1/4*1/4) + (1/4*2/4) = 5/16; kappa = (12/16 - 5/16) / (11/16) = 7/11
     assert result["cohen_kappa"] == pytest.approx(7 / 11, abs=1e-4)
     assert result["raw_agreement"] == 0.75 and [d["id"] for d in result["disagreements"]] == ["x1"]
+    # an example since left out of the data is listed, not scored; a file sharing no ids is refused
+    later = datacheck.agreement(gold, [*second, {"id": "gone", "label": "none"}])
+    assert later["not_in_data"] == ["gone"] and later["cohen_kappa"] == result["cohen_kappa"]
+    with pytest.raises(datacheck.DataError, match="shares no ids"):
+        datacheck.agreement(gold, [{"id": "gone", "label": "none"}])
 
 
 def test_agreement_command_writes_the_disagreements(tmp_path, capsys):

@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
     data = sub.add_parser("data", help="check and describe the stance dataset")
-    data.add_argument("action", choices=("validate", "stats", "split", "agreement"))
-    data.add_argument("inputs", nargs="*", help="split: example JSONL files to re-split by story")
+    data.add_argument("action", choices=("validate", "stats", "split", "add", "agreement"))
+    data.add_argument("inputs", nargs="*", help="split: example JSONL files to re-split by story; "
+                      "add: JSONL files of new stories to place in the existing splits")  # fmt: skip
     data.add_argument("--data-dir", default="data/stance", help="folder with train/dev/test.jsonl")
     data.add_argument("--gazetteer", default="data/countries.yaml", help="country gazetteer (YAML)")
     data.add_argument("--markdown", help="stats: also write the table to this Markdown file")
@@ -160,11 +161,12 @@ def _data(args: argparse.Namespace) -> int:
     from . import datacheck
 
     splits = {name: Path(args.data_dir) / f"{name}.jsonl" for name in ("train", "dev", "test")}
-    if args.action == "split":
+    if args.action in ("split", "add"):
         from .data import read_jsonl
 
         rows = [row for path in args.inputs for row in read_jsonl(path)]
-        for name, part in datacheck.split_by_story(rows).items():
+        existing = {name: read_jsonl(path) for name, path in splits.items()} if args.action == "add" else None
+        for name, part in datacheck.split_by_story(rows, existing=existing).items():
             datacheck.write_jsonl(splits[name], part)
             print(f"{splits[name]}: {len(part)} examples")
         return 0

@@ -156,16 +156,23 @@ def stats_markdown(numbers: dict, splits: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def split_by_story(rows: list[dict], shares=(0.7, 0.15, 0.15), names=("train", "dev", "test")) -> dict[str, list[dict]]:
+def split_by_story(
+    rows: list[dict], shares=(0.7, 0.15, 0.15), names=("train", "dev", "test"), existing: dict | None = None
+) -> dict[str, list[dict]]:
     """Assign whole stories to splits, in a stable hash order, filling each split to its share of examples.
 
-    Hashing story ids (rather than shuffling) keeps a story's split unchanged when stories are added."""
+    With `existing` (split name → rows already placed), those rows stay where they are and only the new
+    stories are placed, each to the split furthest below its share: adding stories never moves old ones."""
+    out: dict[str, list[dict]] = {name: list((existing or {}).get(name, [])) for name in names}
+    placed = {row["story_id"] for part in out.values() for row in part}
     stories: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         stories[row["story_id"]].append(row)
+    clash = sorted(placed & set(stories))
+    if clash:
+        raise DataError(f"stories already in the splits: {', '.join(clash[:5])} (give new story ids)")
     order = sorted(stories, key=lambda sid: hashlib.sha256(sid.encode("utf-8")).hexdigest())
-    total = len(rows)
-    out: dict[str, list[dict]] = {name: [] for name in names}
+    total = len(rows) + sum(len(part) for part in out.values())
     targets = [share * total for share in shares]
     for sid in order:
         # the split furthest below its target takes the story
@@ -195,13 +202,17 @@ def agreement(gold: list[dict], second: list[dict]) -> dict:
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
     by_id = {row["id"]: row for row in gold}
+    # Examples later left out of the data (undecidable under a sharper guideline) are reported, not scored;
+    # a file that shares no ids with the data is the wrong file.
     missing = [row["id"] for row in second if row["id"] not in by_id]
-    if missing:
-        raise DataError(f"second annotation has ids not in the dataset: {', '.join(missing[:5])}")
+    second = [row for row in second if row["id"] in by_id]
+    if not second:
+        raise DataError(f"second annotation shares no ids with the dataset (first: {', '.join(missing[:5])})")
     first = [by_id[row["id"]]["label"] for row in second]
     other = [row["label"] for row in second]
     return {
         "examples": len(second),
+        "not_in_data": missing,
         "cohen_kappa": round(float(cohen_kappa_score(first, other, labels=list(LABELS))), 4),
         "raw_agreement": round(sum(a == b for a, b in zip(first, other)) / max(1, len(second)), 4),
         "confusion_rows_dataset_cols_second": confusion_matrix(first, other, labels=list(LABELS)).tolist(),
