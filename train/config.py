@@ -85,6 +85,9 @@ class TrainingConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     class_weights: str = "none"
+    # Batches of similar length (shuffled in groups): with dynamic padding, random batches of news sentences
+    # are about 40% padding, compute spent on nothing. False = plain random batches.
+    group_by_length: bool = True
     seed: int = 42
     threads: int = 1
 

@@ -86,7 +86,9 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
     _write_run_info(cfg, run_dir, command, segmenter, max_length, status="running")
 
     def encode(batch):
-        return tokenizer(batch["country"], batch["text"], truncation="only_second", max_length=max_length)
+        encoded = tokenizer(batch["country"], batch["text"], truncation="only_second", max_length=max_length)
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]  # read by the length-grouped sampler
+        return encoded
 
     encoded = data.map(encode, batched=True, remove_columns=["id", "text", "country"], desc="tokenizing")
     weights = None
@@ -113,6 +115,7 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
         greater_is_better=True,
         logging_strategy="steps",
         logging_steps=max(1, len(encoded["train"]) // cfg.training.batch_size // 10),
+        train_sampling_strategy="group_by_length" if cfg.training.group_by_length else "random",
         seed=cfg.training.seed,
         data_seed=cfg.training.seed,
         report_to="none",
