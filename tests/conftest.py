@@ -39,3 +39,18 @@ def tiny_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("runs")
     return fit(load_config(REPO / "configs" / "tiny.yaml", mini_overrides(out)))
+
+
+@pytest.fixture(scope="session")
+def stance_tiny_run(tmp_path_factory) -> Path:
+    """configs/tiny.yaml trained on the real dataset (data/stance; about 30 s on one thread), or the finished
+    run named by $STANCE_TEST_RUN."""
+    if os.environ.get("STANCE_TEST_RUN"):
+        return Path(os.environ["STANCE_TEST_RUN"])
+    from train.config import load_config
+    from train.fit import fit
+
+    out = tmp_path_factory.mktemp("stance_runs")
+    data = REPO / "data" / "stance"
+    overrides = [f"data.{split}={data / f'{split}.jsonl'}" for split in ("train", "dev", "test")]
+    return fit(load_config(REPO / "configs" / "tiny.yaml", [*overrides, f"output_dir={out}"]))

@@ -240,23 +240,14 @@ def test_cli_exit_status_and_mode_errors(tiny_run, tmp_path, capsys):
     assert main(["predict", str(tiny_run), "--input", str(only_bad)]) == 2
 
 
-def stance_run():
-    """A tiny model trained on data/stance: $STANCE_TEST_RUN, or models/tiny once the main job has made it."""
-    run = Path(os.environ.get("STANCE_TEST_RUN", REPO / "models" / "tiny"))
-    info = run / "run.json"
-    if not info.is_file() or json.loads(info.read_text(encoding="utf-8")).get("status") != "complete":
-        pytest.skip(f"no finished run at {run} (train one: `stance train configs/tiny.yaml`, ~1 min)")
-    return run
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not (ARTICLES / "gold.jsonl").is_file(), reason="data/articles/gold.jsonl not written yet")
-def test_sample_articles_match_gold_where_the_signal_is_clear(tmp_path):
+def test_sample_articles_match_gold_where_the_signal_is_clear(stance_tiny_run, tmp_path):
     from train.predict import Predictor
 
     gold = rows(ARTICLES / "gold.jsonl")
     gaz = load_gazetteer(DEFAULT_GAZETTEER if DEFAULT_GAZETTEER.is_file() else MINI_GAZ)
-    predict_documents(Predictor.from_run(stance_run()), iter_documents([str(ARTICLES)]), gaz, tmp_path, progress=False)
+    predict_documents(Predictor.from_run(stance_tiny_run), iter_documents([str(ARTICLES)]), gaz, tmp_path, progress=False)
     got = {(row["article"], row["country"]): row for row in rows(tmp_path / "articles.jsonl")}
     missing = [(g["article"], g["country"]) for g in gold if (g["article"], g["country"]) not in got]
     assert not missing, f"gold pairs with no verdict (mention finder or cleaner lost them): {missing}"
