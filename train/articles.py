@@ -169,6 +169,10 @@ def split_sentences(text: str) -> list[str]:
     quotation ('Ông nói: "Tôi đồng ý." Xong.' is two sentences, the quote whole); never after an abbreviation
     or initial. Dates (3/4), decimals (3,5 / 3.5) and TP.HCM hold no space after the dot, so they never split.
     Paragraph breaks (newlines) always split.
+
+    Why not underthesea's sent_tokenize (Apache-2.0): on 'Ông Lavrov nói “Moskva sẵn sàng. Nhưng ...” Kiev
+    bác bỏ.' it cuts inside the quotation and starts the next sentence with the closing quote, which splits
+    a quoted stance from the speaker it belongs to.
     """
     sentences: list[str] = []
     for paragraph in normalize(text).split("\n"):
