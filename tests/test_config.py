@@ -95,3 +95,9 @@ def test_max_length_is_clamped_to_phobert_limit():
 def test_heads_must_divide_hidden_size():
     with pytest.raises(ConfigError, match="multiple"):
         load_config(None, ["model.scratch.hidden_size=30", "model.scratch.num_attention_heads=4"])
+
+
+def test_run_configs_written_before_the_gazetteer_key_moved_still_load(tmp_path):
+    old = tmp_path / "config.yaml"
+    old.write_text("model:\n  type: tfidf\n  tfidf:\n    gazetteer: my/countries.yaml\n", encoding="utf-8")
+    assert load_config(old).model.gazetteer == "my/countries.yaml"

@@ -11,7 +11,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 from train.config import load_config
 from train.fit import RunFolderError, fit
 
-from .conftest import REPO, mini_overrides
+from .conftest import FIXTURES, REPO, mini_overrides
 
 TINY = REPO / "configs" / "tiny.yaml"
 
@@ -101,3 +101,18 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert fit(load_config(TINY, overrides + ["run_name=killed"]), resume=True) == resumed
     with pytest.raises(RunFolderError, match="training.learning_rate"):
         fit(load_config(TINY, overrides + ["run_name=killed", "training.learning_rate=0.1"]), resume=True)
+
+
+def test_marked_target_run_keeps_its_gazetteer_and_marks_at_prediction(tmp_path):
+    from train.predict import Predictor
+
+    overrides = [*mini_overrides(tmp_path, "marked", epochs=2), "model.mark_target=true",
+                 f"model.gazetteer={FIXTURES / 'countries_mini.yaml'}"]  # fmt: skip
+    run = fit(load_config(REPO / "configs" / "tiny.yaml", overrides))
+    info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert info["mark_target"] is True and (run / info["gazetteer"]).is_file()
+    predictor = Predictor.from_run(run)
+    # the run reads its own copy of the gazetteer: Berlin is a mention of Đức
+    country, text = predictor.model_input("Đức", "Berlin gửi thêm xe tăng cho Kiev.")
+    assert "« Berlin »" in text and "Kiev" in text and "« Kiev" not in text
+    assert predictor.predict([("Đức", "Berlin gửi thêm xe tăng cho Kiev.")])[0]["label"] in info["labels"]

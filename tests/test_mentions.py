@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from train.articles import clean_page, split_sentences
-from train.mentions import DEFAULT_GAZETTEER, GazetteerError, load_gazetteer
+from train.mentions import DEFAULT_GAZETTEER, GazetteerError, load_gazetteer, mark_target
 
 from .conftest import FIXTURES, REPO, SHARED
 
@@ -29,6 +29,15 @@ def test_title_country_and_person_make_one_mention(gaz):
         ("Nga", "Tổng thống Nga Vladimir Putin"),
     ]
     assert found(gaz, "Tổng thống Pháp nói.") == [("Pháp", "Tổng thống Pháp")]
+
+
+def test_mark_target_wraps_every_mention_of_the_target_only(gaz):
+    text = "Tổng thống Pháp Emmanuel Macron gặp ông Putin; Paris nói Nga phải rút quân."
+    assert mark_target(text, "Pháp", gaz) == "« Tổng thống Pháp Emmanuel Macron » gặp ông Putin; « Paris » nói Nga phải rút quân."
+    assert mark_target(text, "Nga", gaz) == "Tổng thống Pháp Emmanuel Macron gặp ông « Putin »; Paris nói « Nga » phải rút quân."
+    # without a gazetteer only the name itself, as a whole word; a country not mentioned leaves the text as it is
+    assert mark_target("Nga Sơn và Nga", "Nga") == "« Nga » Sơn và « Nga »"
+    assert mark_target(text, "Đức", gaz) == text
 
 
 def test_capitals_institutions_and_leaders_count(gaz):

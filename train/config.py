@@ -57,8 +57,6 @@ class TfidfConfig:
     window: int = 3
     C: float = 10.0
     max_iter: int = 2000
-    # Finds the target's mentions (Putin, Điện Kremlin → Nga) to mark them; "" = the country's name only.
-    gazetteer: str = "data/countries.yaml"
 
 
 @dataclass
@@ -70,6 +68,12 @@ class ModelConfig:
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     segmenter: str = "pyvi"
     max_length: int = 128
+    # Wrap the target's mentions in the sentence in « » before the model reads it, so that in a sentence
+    # naming several countries it sees which one the label is about (the TF-IDF baseline always marks).
+    mark_target: bool = False
+    # Finds the target's mentions (Putin, Điện Kremlin → Nga) for marking; "" = the country's name only.
+    # The run keeps a copy, so predictions do not change when the project's gazetteer does.
+    gazetteer: str = "data/countries.yaml"
     dropout: float = 0.1
     # Keep the pretrained word embeddings fixed: fewer weights for AdamW to update each step (for e5-small,
     # 96M of 118M), and the rare pieces our few thousand sentences never show keep their pretrained values.
@@ -118,11 +122,22 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             raise ConfigError(f"{source}: not valid YAML: {err}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    _moved_keys(raw, source)
     cfg = _build(Config, raw, source, prefix="")
     for item in overrides:
         _apply_override(cfg, item)
     _check(cfg, source)
     return cfg
+
+
+def _moved_keys(raw: dict[str, Any], source: str) -> None:
+    """Read configs written before a key moved (run folders keep their config.yaml): model.tfidf.gazetteer,
+    now model.gazetteer, shared by the TF-IDF baseline and target marking."""
+    model = raw.get("model")
+    tfidf = model.get("tfidf") if isinstance(model, dict) else None
+    if isinstance(tfidf, dict) and "gazetteer" in tfidf:
+        log.warning("%s: 'model.tfidf.gazetteer' is now 'model.gazetteer'; reading it as that", source)
+        model.setdefault("gazetteer", tfidf.pop("gazetteer"))
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:

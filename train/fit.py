@@ -32,6 +32,7 @@ from .modeling import (
     load_pretrained,
     resolve_source,
 )
+from .mentions import GAZETTEER_FILE, copy_gazetteer, mark_target
 from .segment import get_segmenter
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,11 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
     segmenter = get_segmenter(cfg.model.segmenter)
     paths = {"train": cfg.data.train, "dev": cfg.data.dev}
     data = load_splits(paths)
+    if cfg.model.mark_target:
+        gazetteer = copy_gazetteer(cfg.model.gazetteer, run_dir)
+        data = data.map(lambda batch: {
+            "text": [mark_target(text, country, gazetteer) for text, country in zip(batch["text"], batch["country"])],
+        }, batched=True, desc="marking the target")  # fmt: skip
     data = data.map(lambda batch: {
         "text": [segmenter(text) for text in batch["text"]],
         "country": [segmenter(country) for country in batch["country"]],
@@ -286,6 +292,8 @@ def _write_run_info(cfg: Config, run_dir: Path, command: str, segmenter, max_len
         "labels": list(LABELS),
         "segmenter": {"name": segmenter.name, "version": segmenter.version},
         "max_length": max_length,
+        "mark_target": cfg.model.mark_target,
+        "gazetteer": GAZETTEER_FILE if cfg.model.mark_target and cfg.model.gazetteer else None,
         "model_source": cfg.model.name_or_path or "scratch",
         "data": data_files,
         "versions": package_versions(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -155,3 +156,35 @@ def _trie_regex(words: list[str]) -> str:
         return body
 
     return emit(trie)
+
+
+TARGET_OPEN, TARGET_CLOSE = "«", "»"
+GAZETTEER_FILE = "gazetteer.yaml"  # a run's own copy
+
+
+def copy_gazetteer(source: str | Path, folder: Path) -> Gazetteer | None:
+    """Copy the gazetteer into a run's folder (its predictions must not change when the project's copy does)
+    and load the copy; None for "" (targets are then found by their name alone)."""
+    if not source:
+        return None
+    if not Path(source).is_file():
+        raise GazetteerError(f"{source}: gazetteer not found (key 'model.gazetteer'; '' finds targets by name alone)")
+    shutil.copyfile(source, folder / GAZETTEER_FILE)
+    return load_gazetteer(folder / GAZETTEER_FILE)
+
+
+def target_spans(text: str, country: str, gazetteer: Gazetteer | None = None) -> list[tuple[int, int]]:
+    """(start, end) of every mention of `country` in `text`: any gazetteer form (Putin, Điện Kremlin → Nga);
+    without a gazetteer, or when it finds none, the country's own name as a whole word."""
+    spans = [(m.start, m.end) for m in gazetteer.find(text) if m.country == country] if gazetteer else []
+    if not spans:
+        spans = [match.span() for match in re.finditer(rf"(?<!\w){re.escape(country)}(?!\w)", text)]
+    return spans
+
+
+def mark_target(text: str, country: str, gazetteer: Gazetteer | None = None) -> str:
+    """Wrap the target's mentions in « »: "« Tổng thống Pháp Emmanuel Macron » gặp ông Putin" for Pháp. In a
+    sentence naming several countries this tells the model which one the label is about."""
+    for start, end in reversed(target_spans(text, country, gazetteer)):
+        text = f"{text[:start]}{TARGET_OPEN} {text[start:end]} {TARGET_CLOSE}{text[end:]}"
+    return text

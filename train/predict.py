@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from .mentions import load_gazetteer, mark_target
 from .segment import Segmenter, get_segmenter
 
 
@@ -22,6 +23,8 @@ class Predictor:
     segmenter: Segmenter
     max_length: int
     batch_size: int = 64
+    mark_target: bool = False  # wrap the target's mentions in « », as the run was trained
+    gazetteer: object = None  # the run's own copy (train.mentions.Gazetteer), or None: the country's name only
 
     @classmethod
     def from_run(cls, run_dir: str | Path, batch_size: int = 64) -> "Predictor":
@@ -49,7 +52,17 @@ class Predictor:
                 info["segmenter"]["version"], segmenter.version,
             )  # fmt: skip
         tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
-        return cls(tokenizer, model, labels, segmenter, info["max_length"], batch_size)
+        gazetteer = load_gazetteer(run_dir / info["gazetteer"]) if info.get("gazetteer") else None
+        return cls(tokenizer, model, labels, segmenter, info["max_length"], batch_size,
+                   info.get("mark_target", False), gazetteer)  # fmt: skip
+
+    def model_input(self, country: str, text: str, segment=None) -> tuple[str, str]:
+        """The (country, sentence) strings the model reads: target marked if the run was trained so, then
+        segmented (by `segment`, default the run's segmenter), exactly as fit.py prepared the training data."""
+        segment = segment or self.segmenter
+        if self.mark_target:
+            text = mark_target(text, country, self.gazetteer)
+        return segment(country), segment(text)
 
     def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, list[list[int]]]:
         """Token ids for each pair, as `tokenizer(countries, texts, truncation="only_second")` gives them.
@@ -65,8 +78,8 @@ class Predictor:
                 cache[text] = self.segmenter(text)
             return cache[text]
 
-        countries = [segment(country) for country, _ in pairs]
-        texts = [segment(text) for _, text in pairs]
+        prepared = [self.model_input(country, text, segment) for country, text in pairs]
+        countries, texts = [country for country, _ in prepared], [text for _, text in prepared]
         if getattr(self.tokenizer, "is_fast", True) or not hasattr(self.tokenizer, "prepare_for_model"):
             return self.tokenizer(countries, texts, truncation="only_second", max_length=self.max_length)
         ids: dict[str, list[int]] = {}

@@ -13,7 +13,6 @@ import json
 import logging
 import platform
 import re
-import shutil
 import sys
 import time
 import unicodedata
@@ -30,13 +29,14 @@ from tqdm.auto import tqdm
 from .config import Config, TfidfConfig
 from .data import LABELS, read_jsonl, sha256_file
 from .evaluation import macro_f1
+from .mentions import GAZETTEER_FILE, copy_gazetteer, load_gazetteer, target_spans
 from .segment import Segmenter, get_segmenter
 
 log = logging.getLogger(__name__)
 
 PLACEHOLDER = "TARGET"
 FORMAT_VERSION = 1
-PARAMS_FILE, WEIGHTS_FILE, GAZETTEER_FILE = "params.json", "weights.npz", "gazetteer.yaml"
+PARAMS_FILE, WEIGHTS_FILE = "params.json", "weights.npz"
 
 
 def mark_target(text: str, country: str, gazetteer=None) -> tuple[str, bool]:
@@ -46,9 +46,7 @@ def mark_target(text: str, country: str, gazetteer=None) -> tuple[str, bool]:
     without one, or when it finds none, the country's own name as a whole word. Case matters: "pháp luật" is
     not France, and "anh" is not Britain.
     """
-    spans = [(m.start, m.end) for m in gazetteer.find(text) if m.country == country] if gazetteer else []
-    if not spans:
-        spans = [match.span() for match in re.finditer(rf"(?<!\w){re.escape(country)}(?!\w)", text)]
+    spans = target_spans(text, country, gazetteer)
     for start, end in reversed(spans):
         text = text[:start] + PLACEHOLDER + text[end:]
     return text, bool(spans)
@@ -192,7 +190,7 @@ class TfidfPredictor:
             raise ValueError(f"{run_dir}: model labels {params['labels']} differ from run.json labels {info['labels']}")
         # The run keeps its own copy of the gazetteer (YAML, read with safe_load): features stay the same
         # however the project's gazetteer changes later.
-        gazetteer = _load_gazetteer(model_dir / params["gazetteer"]) if params.get("gazetteer") else None
+        gazetteer = load_gazetteer(model_dir / params["gazetteer"]) if params.get("gazetteer") else None
         return cls(params, arrays, list(params["labels"]), get_segmenter(info["segmenter"]["name"]), gazetteer)
 
     def predict(self, pairs: list[tuple[str, str]]) -> list[dict]:
@@ -233,15 +231,9 @@ def fit_tfidf(cfg: Config, run_dir: Path, command: str = "") -> Path:
     }
     model_dir = run_dir / "model"
     model_dir.mkdir(exist_ok=True)
-    gazetteer = None
-    if cfg.model.tfidf.gazetteer:
-        source = Path(cfg.model.tfidf.gazetteer)
-        if not source.is_file():
-            raise FileNotFoundError(f"{source}: gazetteer not found (key 'model.tfidf.gazetteer'; set it to '' to "
-                                    "find targets by their name alone)")  # fmt: skip
-        shutil.copyfile(source, model_dir / GAZETTEER_FILE)
-        info["gazetteer"] = {"path": str(source), "sha256": sha256_file(source)}
-        gazetteer = _load_gazetteer(model_dir / GAZETTEER_FILE)
+    gazetteer = copy_gazetteer(cfg.model.gazetteer, model_dir)
+    if gazetteer:
+        info["gazetteer"] = {"path": cfg.model.gazetteer, "sha256": sha256_file(cfg.model.gazetteer)}
     _write_json(run_dir / "run.json", info)
     params, arrays, _ = train_model(read_jsonl(cfg.data.train), cfg, segmenter, gazetteer)
     _write_json(model_dir / PARAMS_FILE, params)
@@ -258,12 +250,6 @@ def fit_tfidf(cfg: Config, run_dir: Path, command: str = "") -> Path:
     _write_json(run_dir / "run.json", {**info, "status": "complete"})
     log.info("tfidf dev macro-F1 %.4f; run folder %s", best_dev["macro_f1"], run_dir)
     return run_dir
-
-
-def _load_gazetteer(path: Path):
-    from .mentions import load_gazetteer
-
-    return load_gazetteer(path)
 
 
 def _write_json(path: Path, value) -> None:
