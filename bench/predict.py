@@ -95,7 +95,7 @@ def main() -> None:
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
     pairs = collect_pairs(gazetteer)
     seg = predictor.segmenter
-    segmented = [(seg(country), seg(text)) for country, text in pairs]
+    segmented = [predictor.model_input(country, text) for country, text in pairs]  # marked and segmented
     print(f"{len(pairs)} distinct pairs from real pages (timed over ~{args.pairs}), segmenter {seg.name}, {args.threads} thread(s), "
           f"batch size {args.batch_size}, torch {torch.__version__}")  # fmt: skip
 
