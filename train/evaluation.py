@@ -122,6 +122,21 @@ def compute_metrics(rows: list[dict], labels: Sequence[str] = LABELS) -> dict[st
     }
 
 
+def metric_info(description: str, inputs_description: str, citation: str = "", probabilities: bool = False):
+    """The `evaluate.MetricInfo` of a local metric module in metrics/: predicted label ids (or, with
+    `probabilities`, class probabilities per example) against gold label ids."""
+    import datasets
+    import evaluate
+
+    predictions = datasets.Sequence(datasets.Value("float64")) if probabilities else datasets.Value("int32")
+    return evaluate.MetricInfo(
+        description=description,
+        citation=citation,
+        inputs_description=inputs_description,
+        features=datasets.Features({"predictions": predictions, "references": datasets.Value("int32")}),
+    )
+
+
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None) -> Path:
     """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/.
 

@@ -1,8 +1,9 @@
 """`evaluate` module for plain accuracy on stance label ids, so `evaluate.combine` works without the hub."""
 
-import datasets
 import evaluate
 from sklearn.metrics import accuracy_score
+
+from train.evaluation import metric_info
 
 _DESCRIPTION = """
 Share of examples whose predicted stance label id equals the gold one. Load it by path, offline:
@@ -21,12 +22,7 @@ Returns:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class StanceAccuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION)
 
     def _compute(self, predictions, references):
         return {"accuracy": float(accuracy_score(references, predictions))}

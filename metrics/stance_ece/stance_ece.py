@@ -1,10 +1,9 @@
 """`evaluate` module for expected calibration error of stance probabilities, computed by train.evaluation."""
 
-import datasets
 import evaluate
 import numpy as np
 
-from train.evaluation import ECE_BINS, reliability
+from train.evaluation import ECE_BINS, metric_info, reliability
 
 _DESCRIPTION = """
 Expected calibration error of the top-class confidence over equal-width bins (default 10): the mean gap
@@ -25,14 +24,8 @@ Returns:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class StanceECE(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="Guo et al., On Calibration of Modern Neural Networks (ICML 2017).",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Sequence(datasets.Value("float64")), "references": datasets.Value("int32")}
-            ),
-        )
+        citation = "Guo et al., On Calibration of Modern Neural Networks (ICML 2017)."
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, citation, probabilities=True)
 
     def _compute(self, predictions, references, n_bins=ECE_BINS):
         return {"ece": reliability(np.asarray(predictions, dtype=float), references, n_bins)["ece"]}

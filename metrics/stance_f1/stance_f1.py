@@ -1,9 +1,8 @@
 """`evaluate` module for stance F1: macro-F1, SemEval-2016 F_avg and per-class F1, computed by train.evaluation."""
 
-import datasets
 import evaluate
 
-from train.evaluation import f_avg, macro_f1, per_class
+from train.evaluation import f_avg, macro_f1, metric_info, per_class
 
 _DESCRIPTION = """
 Macro-F1 over the four stance labels (pro_ukraine, pro_russia, neutral, none; an absent label counts as 0),
@@ -27,12 +26,7 @@ Examples:
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class StanceF1(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="Mohammad et al., SemEval-2016 Task 6: Detecting Stance in Tweets.",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}),
-        )
+        return metric_info(_DESCRIPTION, _KWARGS_DESCRIPTION, "Mohammad et al., SemEval-2016 Task 6: Detecting Stance in Tweets.")
 
     def _compute(self, predictions, references):
         result = {"macro_f1": macro_f1(references, predictions), "f_avg": f_avg(references, predictions)}
