@@ -132,3 +132,11 @@ def test_agreement_command_writes_the_disagreements(tmp_path, capsys):
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["label"], r["second_label"]) for r in rows] == [("x3", "pro_russia", "neutral")]
     assert "1 disagreement(s)" in capsys.readouterr().out
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    paths, gazetteer = write(tmp_path, GOOD)
+    bad = dict(GOOD["dev"][0], country="Đức")  # not in this gazetteer
+    paths["dev"].write_text("\n\n" + json.dumps(bad, ensure_ascii=False) + "\n", encoding="utf-8")
+    errors = datacheck.validate(paths, gazetteer).errors
+    assert errors and all(error.startswith(f"{paths['dev']}:3:") for error in errors), errors

@@ -60,7 +60,9 @@ def validate(split_paths: dict[str, str | Path], gazetteer: str | Path) -> Repor
             continue
         report.rows[split] = rows
         pairs = set()
-        for line, row in enumerate(rows, start=1):  # read_jsonl skips blank lines; ours have none
+        with Path(path).open(encoding="utf-8") as handle:  # read_jsonl skips blank lines: count them back in
+            lines = [number for number, text in enumerate(handle, start=1) if text.strip()]
+        for line, row in zip(lines, rows):
             where = f"{path}:{line}"
             missing = [key for key in DATASET_FIELDS if not isinstance(row.get(key), str) or not row[key]]
             if missing:
