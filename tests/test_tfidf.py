@@ -15,7 +15,7 @@ from train.fit import fit
 from train.predict import Predictor
 from train.mentions import load_gazetteer
 from train.segment import get_segmenter
-from train.tfidf import Featurizer, TfidfPredictor, mark_target, target_features, train_model, transform
+from train.tfidf import Featurizer, TfidfPredictor, replace_target, target_features, train_model, transform
 
 from .conftest import MINI, REPO, mini_overrides
 
@@ -35,18 +35,18 @@ def test_config_file_loads_with_its_own_section():
 
 
 def test_target_is_marked_and_its_neighbours_become_features():
-    assert mark_target("Pháp và pháp luật; Pháp.", "Pháp") == ("TARGET và pháp luật; TARGET.", True)  # case matters
-    assert mark_target("Nga phản đối", "Anh") == ("Nga phản đối", False)
-    assert mark_target("Nigeria tăng", "Nig")[1] is False  # only whole words
+    assert replace_target("Pháp và pháp luật; Pháp.", "Pháp") == ("TARGET và pháp luật; TARGET.", True)  # case matters
+    assert replace_target("Nga phản đối", "Anh") == ("Nga phản đối", False)
+    assert replace_target("Nigeria tăng", "Nig")[1] is False  # only whole words
     features = target_features("Ông nói TARGET tăng viện_trợ cho Ukraine".split(), "Trung Quốc", window=2).split()
     assert features[0] == "c=trung_quốc"
     assert {"L=ông", "L=nói", "R=tăng", "R=viện_trợ", "L1=nói", "R1=tăng", "c=trung_quốc|R=viện_trợ"} <= set(features)
     assert "R=cho" not in features  # outside the window of 2
     gazetteer = load_gazetteer(REPO / "data" / "countries.yaml")
     text = "Tổng thống Putin nói Điện Kremlin sẵn sàng, còn Nga Sơn thì không."
-    assert mark_target(text, "Nga", gazetteer) == ("TARGET nói TARGET sẵn sàng, còn Nga Sơn thì không.", True)
+    assert replace_target(text, "Nga", gazetteer) == ("TARGET nói TARGET sẵn sàng, còn Nga Sơn thì không.", True)
     # without the gazetteer only the bare name counts, even inside the place name Nga Sơn
-    assert mark_target(text, "Nga") == (text.replace("Nga Sơn", "TARGET Sơn"), True)
+    assert replace_target(text, "Nga") == (text.replace("Nga Sơn", "TARGET Sơn"), True)
     texts = Featurizer(get_segmenter("pyvi"), window=3)([("Đức", "Đức tăng viện trợ cho Ukraine.")])
     assert texts["word"][0].startswith("TARGET ") and "viện_trợ" in texts["word"][0]
     assert {"c=đức", "c=đức|R=cho", "c=đức|R=ukraine"} <= set(texts["target"][0].split())
@@ -108,7 +108,7 @@ def test_run_folder_has_no_pickle_and_predicts_through_predictor(tfidf_run):
     assert [row["label"] for row in out] == ["pro_ukraine", "none"]
     # the run reads its own copy of the gazetteer: an alias (Berlin → Đức) is marked as the target
     assert predictor.gazetteer is not None
-    assert mark_target("Berlin tăng viện trợ", "Đức", predictor.gazetteer)[0] == "TARGET tăng viện trợ"
+    assert replace_target("Berlin tăng viện trợ", "Đức", predictor.gazetteer)[0] == "TARGET tăng viện trợ"
     assert all(set(row["probs"]) == set(LABELS) and abs(sum(row["probs"].values()) - 1) < 1e-9 for row in out)
 
 

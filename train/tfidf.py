@@ -39,7 +39,7 @@ FORMAT_VERSION = 1
 PARAMS_FILE, WEIGHTS_FILE = "params.json", "weights.npz"
 
 
-def mark_target(text: str, country: str, gazetteer=None) -> tuple[str, bool]:
+def replace_target(text: str, country: str, gazetteer=None) -> tuple[str, bool]:
     """Replace every mention of the country by TARGET; report whether there was one.
 
     With a gazetteer, a mention is any of its forms (Putin, Điện Kremlin, Tổng thống Pháp Emmanuel Macron);
@@ -84,7 +84,7 @@ class Featurizer:
         for country, text in tqdm(pairs, desc=desc, disable=len(pairs) < 500):
             # The gazetteer's forms are NFC; text pasted from the web may be decomposed.
             text, country = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", country)
-            marked, _ = mark_target(text, country, self.gazetteer)
+            marked, _ = replace_target(text, country, self.gazetteer)
             segmented = self.segmenter(marked)
             # A segmenter may glue the placeholder to a neighbour ("TARGET_tăng"); keep it a word of its own.
             segmented = re.sub(rf"_?{PLACEHOLDER}_?", f" {PLACEHOLDER} ", segmented).strip()
