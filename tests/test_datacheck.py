@@ -3,9 +3,11 @@ import json
 import pytest
 
 from train import datacheck
+from train.data import write_jsonl
+from train.mentions import load_gazetteer
 
 GAZETTEER = """
-not_countries: [châu Mỹ]
+not_countries: [châu Mỹ, Hằng Nga]
 entries:
   - {name: Pháp, iso: FR, kind: country, aliases: [], places: [Paris], people: [{name: Emmanuel Macron, role: Tổng thống, aliases: [Macron]}]}
   - {name: Nga, iso: RU, kind: country, aliases: [Liên bang Nga], places: [Điện Kremlin], people: []}
@@ -33,7 +35,7 @@ def write(tmp_path, splits):
     paths = {}
     for name, rows in splits.items():
         paths[name] = tmp_path / f"{name}.jsonl"
-        datacheck.write_jsonl(paths[name], rows)
+        write_jsonl(paths[name], rows)
     return paths, tmp_path / "countries.yaml"
 
 
@@ -41,7 +43,7 @@ def test_good_data_validates_and_counts(tmp_path):
     paths, gazetteer = write(tmp_path, GOOD)
     report = datacheck.validate(paths, gazetteer)
     assert report.ok, report.errors
-    numbers = datacheck.stats(report.rows, datacheck.gazetteer_surfaces(gazetteer))
+    numbers = datacheck.stats(report.rows, load_gazetteer(gazetteer))
     assert numbers["examples"] == 5 and numbers["sentences"] == 4 and numbers["stories"] == 4
     assert numbers["multi_country_sentence_share"] == 0.25  # 1 of 4 sentences has two targets
     assert numbers["indirect_mention_share"] == 0.6  # Macron, Điện Kremlin, Kiev of 5 mentions
@@ -57,6 +59,8 @@ def test_good_data_validates_and_counts(tmp_path):
         ({"mention": "Lecornu"}, "mention 'Lecornu' does not occur in the text"),
         ({"text": "Ông Lecornu nói Paris ủng hộ Ukraina.", "mention": "Lecornu"}, "mention 'Lecornu' is not in the gazetteer"),
         ({"mention": "Paris", "country": "Nga"}, "mention 'Paris' resolves to 'Pháp', not 'Nga'"),
+        # "Nga" inside a not-a-country phrase is not Russia for the mention finder stance predict uses
+        ({"text": "Ca sĩ Hằng Nga bác bỏ tin đồn.", "mention": "Nga"}, "mention 'Nga' is not found as 'Nga' in the text"),
         ({"story_id": "s3"}, "story 's3' also appears in split 'train'"),  # reported where it repeats: dev:1
         ({"id": "x4"}, "id 'x4' already used"),
         ({"story_id": ""}, "missing field(s) story_id"),

@@ -162,12 +162,12 @@ def _data(args: argparse.Namespace) -> int:
 
     splits = {name: Path(args.data_dir) / f"{name}.jsonl" for name in ("train", "dev", "test")}
     if args.action in ("split", "add"):
-        from .data import read_jsonl
+        from .data import read_jsonl, write_jsonl
 
         rows = [row for path in args.inputs for row in read_jsonl(path)]
         existing = {name: read_jsonl(path) for name, path in splits.items()} if args.action == "add" else None
         for name, part in datacheck.split_by_story(rows, existing=existing).items():
-            datacheck.write_jsonl(splits[name], part)
+            write_jsonl(splits[name], part)
             print(f"{splits[name]}: {len(part)} examples")
         return 0
     if args.action == "agreement":
@@ -179,7 +179,9 @@ def _data(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=2))
         print(f"{len(result['disagreements'])} disagreement(s)")
         if args.disagreements:
-            datacheck.write_jsonl(args.disagreements, result["disagreements"])
+            from .data import write_jsonl
+
+            write_jsonl(args.disagreements, result["disagreements"])
         return 0
     report = datacheck.validate(splits, args.gazetteer)
     if args.action == "validate":
@@ -188,7 +190,9 @@ def _data(args: argparse.Namespace) -> int:
         total = sum(len(rows) for rows in report.rows.values())
         print(f"{len(report.errors)} problem(s) in {total} examples" if report.errors else f"ok: {total} examples valid")
         return 1 if report.errors else 0
-    numbers = datacheck.stats(report.rows, datacheck.gazetteer_surfaces(args.gazetteer))
+    from .mentions import load_gazetteer
+
+    numbers = datacheck.stats(report.rows, load_gazetteer(args.gazetteer))
     table = datacheck.stats_markdown(numbers, list(report.rows))
     print(table)
     if args.markdown:

@@ -8,30 +8,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .data import LABELS, DataError, read_jsonl
+from .mentions import Gazetteer, load_gazetteer
 
 DATASET_FIELDS = ("id", "text", "country", "mention", "label", "story_id")
 # Two sentences in different splits this similar (cosine of character 3–5-gram TF-IDF) are one sentence
 # lightly edited: a model could score by memory. Measured on our data, distinct sentences stay below 0.8.
 NEAR_DUPLICATE_COSINE = 0.9
 NAME_KINDS = ("name", "alias")  # the other kinds (place, person) are the indirect mentions we count
-
-
-def gazetteer_surfaces(path: str | Path) -> dict[str, tuple[str, str]]:
-    """Every surface form in countries.yaml → (canonical country, kind: name | alias | place | person)."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    surfaces: dict[str, tuple[str, str]] = {}
-    for entry in raw["entries"]:
-        country = entry["name"]
-        forms = [(country, "name")] + [(alias, "alias") for alias in entry.get("aliases") or []]
-        forms += [(place, "place") for place in entry.get("places") or []]
-        for person in entry.get("people") or []:
-            forms += [(person["name"], "person")] + [(alias, "person") for alias in person.get("aliases") or []]
-        for form, kind in forms:
-            surfaces.setdefault(form, (country, kind))
-    return surfaces
 
 
 @dataclass
@@ -47,9 +31,7 @@ class Report:
 def validate(split_paths: dict[str, str | Path], gazetteer: str | Path) -> Report:
     """Collect every problem (not just the first) with file:line; an empty `errors` means the data is usable."""
     report = Report()
-    surfaces = gazetteer_surfaces(gazetteer)
-    countries = {country for country, _ in surfaces.values()}
-    lowered = {form.lower(): value for form, value in surfaces.items()}
+    finder = load_gazetteer(gazetteer)
     seen_ids: dict[str, str] = {}
     story_split: dict[str, str] = {}
     for split, path in split_paths.items():
@@ -71,15 +53,20 @@ def validate(split_paths: dict[str, str | Path], gazetteer: str | Path) -> Repor
             if row["id"] in seen_ids:
                 report.errors.append(f"{where}: id {row['id']!r} already used in {seen_ids[row['id']]}")
             seen_ids[row["id"]] = where
-            if row["country"] not in countries:
+            if row["country"] not in finder.kinds:
                 report.errors.append(f"{where}: country {row['country']!r} is not a canonical name in {gazetteer}")
-            if row["mention"] not in row["text"]:
+            occurs = row["mention"] in row["text"]
+            if not occurs:
                 report.errors.append(f"{where}: mention {row['mention']!r} does not occur in the text")
-            resolved = surfaces.get(row["mention"]) or lowered.get(row["mention"].lower())
+            resolved = finder.surface.get(row["mention"])
             if resolved is None:
                 report.errors.append(f"{where}: mention {row['mention']!r} is not in the gazetteer")
-            elif resolved[0] != row["country"]:
-                report.errors.append(f"{where}: mention {row['mention']!r} resolves to {resolved[0]!r}, not {row['country']!r}")
+            elif resolved != row["country"]:
+                report.errors.append(f"{where}: mention {row['mention']!r} resolves to {resolved!r}, not {row['country']!r}")
+            elif occurs and not any(m.country == resolved and row["mention"] in m.text for m in finder.find(row["text"])):
+                # the mention finder `stance predict` uses must see it too: not inside "Hiến chương LHQ"
+                report.errors.append(f"{where}: mention {row['mention']!r} is not found as {resolved!r} in the text "
+                                     "(part of a longer phrase the gazetteer lists?)")  # fmt: skip
             if (row["text"], row["country"]) in pairs:
                 report.errors.append(f"{where}: duplicate example ({row['country']!r} in the same sentence)")
             pairs.add((row["text"], row["country"]))
@@ -111,14 +98,14 @@ def _cross_split_duplicates(rows: dict[str, list[dict]]) -> list[str]:
     return errors
 
 
-def stats(rows: dict[str, list[dict]], surfaces: dict[str, tuple[str, str]]) -> dict:
+def stats(rows: dict[str, list[dict]], gazetteer: Gazetteer) -> dict:
     """The numbers the data card reports: sizes, label shares, spread over countries and mention kinds."""
     every = [row for part in rows.values() for row in part]
     by_sentence = defaultdict(set)
     for row in every:
         by_sentence[row["text"]].add(row["country"])
     labels = Counter(row["label"] for row in every)
-    kinds = Counter(surfaces.get(row["mention"], ("", "unknown"))[1] for row in every)
+    kinds = Counter(gazetteer.form_kinds.get(row["mention"], "unknown") for row in every)
     table = defaultdict(Counter)  # (country) → Counter of (split, label)
     for split, part in rows.items():
         for row in part:
@@ -181,14 +168,6 @@ def split_by_story(
         name = max(names, key=lambda n: targets[names.index(n)] - len(out[n]))
         out[name].extend(stories[sid])
     return out
-
-
-def write_jsonl(path: str | Path, rows: list[dict]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    tmp.replace(path)
 
 
 def agreement_sample(rows: list[dict], share: float = 0.1, seed: int = 13) -> list[dict]:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from .data import LABELS, read_jsonl, sha256_file
+from .data import LABELS, read_jsonl, sha256_file, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +175,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     }
     out_dir = run_dir / "eval" / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "predictions.jsonl").open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(out_dir / "predictions.jsonl", rows)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_reports(metrics, out_dir)
     log.info("%s on %s: accuracy %.4f, macro-F1 %.4f, F_avg %.4f, ECE %.4f → %s", run_dir, name, metrics["accuracy"],

@@ -45,6 +45,7 @@ class Gazetteer:
     surface: dict[str, str | None]
     kinds: dict[str, str]  # canonical name → "country" | "bloc"
     pattern: re.Pattern
+    form_kinds: dict[str, str]  # surface form → "name" | "alias" | "place" | "person"
 
     def find(self, text: str) -> list[Mention]:
         """All mentions, left to right. At each position the longest form wins (so a `not_countries` phrase
@@ -98,6 +99,7 @@ def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
         raise GazetteerError(f"{path}: expected a mapping with an 'entries' list")
     surface: dict[str, str | None] = {}
     kinds: dict[str, str] = {}
+    form_kinds: dict[str, str] = {}
     titles = set(TITLES)
     for number, entry in enumerate(data["entries"]):
         where = f"{path}: entries[{number}]"
@@ -108,7 +110,7 @@ def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
         kinds[name] = entry.get("kind") or "country"
         if kinds[name] not in ("country", "bloc"):
             raise GazetteerError(f"{where}: kind must be 'country' or 'bloc', not {kinds[name]!r}")
-        forms = {"name": [name, *_strings(entry.get("aliases"), f"{where}: aliases")],
+        forms = {"name": [name], "alias": _strings(entry.get("aliases"), f"{where}: aliases"),
                  "place": _strings(entry.get("places"), f"{where}: places")}  # fmt: skip
         people = entry.get("people") or []
         if not isinstance(people, list):
@@ -120,20 +122,20 @@ def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
             forms["person"] += [_nfc(person["name"]), *_strings(person.get("aliases"), f"{where}: people")]
             if isinstance(person.get("role"), str) and person["role"].strip():
                 titles.add(_nfc(person["role"]))
-        for items in forms.values():
+        for kind, items in forms.items():
             for item in items:
                 # The first entry to claim a form keeps it; a later claim is a gazetteer ambiguity we do not guess.
-                surface.setdefault(item, name)
-                if item[:1].islower():
-                    # "điện Kremlin" also starts a sentence as "Điện Kremlin"; never the reverse ("Anh" ≠ "anh").
-                    surface.setdefault(item[:1].upper() + item[1:], name)
+                # "điện Kremlin" also starts a sentence as "Điện Kremlin"; never the reverse ("Anh" ≠ "anh").
+                for form in (item, item[:1].upper() + item[1:]) if item[:1].islower() else (item,):
+                    if form not in surface:
+                        surface[form], form_kinds[form] = name, kind
     for phrase in _strings(data.get("not_countries"), f"{path}: not_countries"):
         surface[phrase] = None  # wins over any alias it contains, by being longer
     if not surface:
         raise GazetteerError(f"{path}: no names in 'entries'")
     title = "|".join(re.escape(item) for item in sorted(titles, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w])(?:(?P<title>{title})\s+)?(?P<name>{_trie_regex(list(surface))})(?![\w])")
-    return Gazetteer(surface, kinds, pattern)
+    return Gazetteer(surface, kinds, pattern, form_kinds)
 
 
 def _trie_regex(words: list[str]) -> str:
