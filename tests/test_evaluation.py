@@ -109,7 +109,8 @@ def test_evaluate_run_writes_every_file_with_the_hand_numbers(tmp_path):
     rows = write_eight(data)
     out = evaluate_run(tmp_path / "run", data=data, predictor=FixedPredictor(rows))
     assert out == tmp_path / "run" / "eval" / "eight"
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "predictions.jsonl", "report.html", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "predictions.jsonl", "report.html", "report.md",
+                                                   "swaps.jsonl"]
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["data"] == {"path": str(data), "sha256": sha256_file(data), "n": 8}
     assert metrics["macro_f1"] == pytest.approx(2 / 3) and metrics["f_avg"] == pytest.approx(7 / 12)

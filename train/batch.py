@@ -36,6 +36,8 @@ MAX_BYTES = 5 * 1024 * 1024  # a news page is ~10-100 KB; anything past 5 MB is 
 TEXT_SUFFIXES = {".txt", ".text"}  # not .md: folders carry README.md files
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 TABLE_SUFFIXES = {".jsonl", ".csv"}
+# A sentence counts as stance-bearing only when the model gives its stance at least this probability.
+MIN_EVIDENCE = 0.0
 CSV_FIELDS = ["article", "country", "label", "confidence", "n_sentences", "n_stance_sentences", "evidence", "source"]
 
 
@@ -169,9 +171,9 @@ def prepare(doc: Document, gazetteer: Gazetteer) -> Prepared:
     return prepared
 
 
-def aggregate(rows: list[dict], labels: list[str], top_k: int = 3) -> dict:
+def aggregate(rows: list[dict], labels: list[str], top_k: int = 3, min_evidence: float = 0.0) -> dict:
     """One verdict for one country in one article from its sentence rows (see the module docstring)."""
-    stance = [row for row in rows if row["label"] != "none"]
+    stance = [row for row in rows if row["label"] != "none" and row["probs"][row["label"]] >= min_evidence]
     if not stance:
         verdict = "none"
         confidence = sum(row["probs"]["none"] for row in rows) / len(rows)
@@ -327,6 +329,7 @@ def predict_documents(
     force: bool = False,
     pairs_per_step: int = 512,
     top_k: int = 3,
+    min_evidence: float = 0.0,
     progress: bool = True,
 ) -> dict:
     """Run the whole pipeline; returns counts {"ok", "skipped", "already_done", "pairs"}.
@@ -346,7 +349,7 @@ def predict_documents(
         pairs = [(country, item.sentences[index]) for item in waiting for index, country in item.pairs]
         results = iter(predictor.predict(pairs)) if pairs else iter(())
         for item in waiting:
-            _emit(item, [next(results) for _ in item.pairs], predictor.labels, out, stats, top_k)
+            _emit(item, [next(results) for _ in item.pairs], predictor.labels, out, stats, top_k, min_evidence)
             bar.update(1)
         waiting.clear()
         elapsed = max(time.perf_counter() - started, 1e-9)
@@ -371,7 +374,8 @@ def predict_documents(
     return stats
 
 
-def _emit(item: Prepared, results: list[dict], labels: list[str], out: Outputs, stats: dict, top_k: int) -> None:
+def _emit(item: Prepared, results: list[dict], labels: list[str], out: Outputs, stats: dict, top_k: int,
+          min_evidence: float) -> None:  # fmt: skip
     doc = item.doc
     sentence_rows = []
     for (index, country), result in zip(item.pairs, results):
@@ -382,7 +386,7 @@ def _emit(item: Prepared, results: list[dict], labels: list[str], out: Outputs, 
     for row in sentence_rows:
         by_country.setdefault(row["country"], []).append(row)
     article_rows = [
-        {"article": doc.article, "country": country, **aggregate(rows, labels, top_k), "source": doc.source}
+        {"article": doc.article, "country": country, **aggregate(rows, labels, top_k, min_evidence), "source": doc.source}
         for country, rows in by_country.items()
     ]
     out.document(doc, sentence_rows, article_rows, len(item.sentences))

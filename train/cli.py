@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     source = evaluate.add_mutually_exclusive_group()
     source.add_argument("--data", help="a JSONL file with id, text, country, label (eval name = file stem)")
     source.add_argument("--split", default="test", help="train, dev or test from the run's config (default test)")
+    source.add_argument("--articles", metavar="DIR", help="a folder of pages with gold.jsonl: score the per-article "
+                        "verdicts (eval name articles-<folder>)")  # fmt: skip
+    evaluate.add_argument("--name", help="the eval folder RUN/eval/NAME (default: the split, data file stem or articles-<folder>)")
+    evaluate.add_argument("--swaps", type=int, default=3, help="country-swap copies per third-country example (0: none)")
+    evaluate.add_argument("--swap-seed", type=int, default=0, help="seed of the country swaps")
+    evaluate.add_argument("--min-evidence", type=float, help="--articles: verdict threshold (default: predict's)")
     evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
     compare = sub.add_parser("compare", help="compare evaluated runs (or *-seeds.json groups) with significance")
@@ -50,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--force", action="store_true", help="batch mode: overwrite earlier outputs in DIR")
     predict.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
     predict.add_argument("--top-k", type=int, default=3, help="evidence sentences per article and country")
+    predict.add_argument("--min-evidence", type=float, help="a sentence gives its country a stance only when the "
+                         "model's probability for it is at least this (default: train/batch.py MIN_EVIDENCE)")  # fmt: skip
     predict.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
     data = sub.add_parser("data", help="check and describe the stance dataset")
@@ -121,10 +129,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run
 
     torch.set_num_threads(args.threads)
-    out_dir = evaluate_run(args.run, data=args.data, split=args.split)
+    if args.swaps < 0:
+        raise ValueError(f"--swaps must be 0 or more; got {args.swaps}")
+    if args.articles:
+        from .verdicts import evaluate_articles
+
+        out_dir = evaluate_articles(args.run, args.articles, min_evidence=args.min_evidence, name=args.name)
+        metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
+        print(f"article verdicts: accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+              f"({metrics['n']} gold pairs, min_evidence {metrics['min_evidence']})")  # fmt: skip
+        print(out_dir)
+        return 0
+    out_dir = evaluate_run(args.run, data=args.data, split=args.split, swaps=args.swaps, swap_seed=args.swap_seed,
+                           name=args.name)  # fmt: skip
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  F_avg {metrics['f_avg']:.4f}  "
           f"ECE {metrics['calibration']['ece']:.4f}  ({metrics['n']} examples)")  # fmt: skip
+    swap = metrics["swap"]
+    if swap["n_copies"]:
+        print(f"country swap: consistency {swap['consistency']:.4f}  swap macro-F1 {swap['macro_f1']:.4f}  "
+              f"(same examples unswapped {swap['original_macro_f1']:.4f}; {swap['n_copies']} copies of "
+              f"{swap['n_originals']} third-country examples)")  # fmt: skip
     print(out_dir)
     return 0
 
@@ -203,7 +228,7 @@ def _data(args: argparse.Namespace) -> int:
 def _predict_batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .batch import iter_documents, predict_documents
+    from .batch import MIN_EVIDENCE, iter_documents, predict_documents
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
     from .predict import Predictor
 
@@ -211,10 +236,13 @@ def _predict_batch(args: argparse.Namespace) -> int:
         raise ValueError("batch mode needs both --input PATH... and --output DIR")
     gazetteer = load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
+    min_evidence = MIN_EVIDENCE if args.min_evidence is None else args.min_evidence
+    if not 0 <= min_evidence <= 1:
+        raise ValueError(f"--min-evidence must be a probability in [0, 1]; got {min_evidence}")
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
         stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
-                                  force=args.force, top_k=args.top_k)  # fmt: skip
+                                  force=args.force, top_k=args.top_k, min_evidence=min_evidence)  # fmt: skip
     except KeyboardInterrupt:
         print(f"stance predict: interrupted; finished documents are kept in {args.output}; "
               "run again with --resume to continue", file=sys.stderr)  # fmt: skip

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 N_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
 SUMMARY_METRICS = ("accuracy", "macro_f1", "f_avg", "ece")
+SWAP_METRICS = ("swap_consistency", "swap_macro_f1")  # shown when every run's evaluation made swap copies
 PER_CLASS_STATS = ("precision", "recall", "f1")
 
 
@@ -241,6 +242,10 @@ def _summarise(entry: Entry, labels: list[str]) -> dict[str, Any]:
         "summary": {
             key: over_runs(lambda m, key=key: m["calibration"]["ece"] if key == "ece" else m[key])
             for key in SUMMARY_METRICS
+        } | {
+            key: over_runs(lambda m, key=key: m[key])
+            for key in SWAP_METRICS
+            if all(m.get(key) is not None for m in entry.metrics)
         },
         "per_class": {
             name: {stat: over_runs(lambda m, n=name, s=stat: m["per_class"][n][s]) for stat in PER_CLASS_STATS}

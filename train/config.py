@@ -26,10 +26,19 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class AugmentConfig:
+    """Counterfactual training data (train/swap.py): each training example whose target is a third country is
+    replaced, with this probability, by a copy naming another country (label kept). Deterministic per seed."""
+
+    swap_targets: float = 0.0
+
+
+@dataclass
 class DataConfig:
     train: str = "data/stance/train.jsonl"
     dev: str = "data/stance/dev.jsonl"
     test: str = "data/stance/test.jsonl"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
@@ -71,6 +80,9 @@ class ModelConfig:
     # Wrap the target's mentions in the sentence in « » before the model reads it, so that in a sentence
     # naming several countries it sees which one the label is about (the TF-IDF baseline always marks).
     mark_target: bool = False
+    # Replace a third country's mentions and its name by one placeholder (train.mentions.MASK), so the model
+    # judges the act, not who did it; Nga and Ukraine keep their names (their label depends on who they are).
+    mask_target: bool = False
     # Finds the target's mentions (Putin, Điện Kremlin → Nga) for marking; "" = the country's name only.
     # The run keeps a copy, so predictions do not change when the project's gazetteer does.
     gazetteer: str = "data/countries.yaml"
@@ -276,5 +288,11 @@ def _check(cfg: Config, source: str) -> None:
         cfg.model.max_length = MAX_LENGTH_LIMIT
     if not 0 <= cfg.training.warmup_ratio < 1:
         raise ConfigError(f"{source}: key 'training.warmup_ratio' must be in [0, 1); got {cfg.training.warmup_ratio}")
+    if not 0 <= cfg.data.augment.swap_targets <= 1:
+        raise ConfigError(
+            f"{source}: key 'data.augment.swap_targets' must be a probability in [0, 1]; got {cfg.data.augment.swap_targets}"
+        )
+    if cfg.data.augment.swap_targets > 0 and not cfg.model.gazetteer:
+        raise ConfigError(f"{source}: key 'data.augment.swap_targets' needs 'model.gazetteer' (it finds what to swap)")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError(f"{source}: key 'model.dropout' must be in [0, 1); got {cfg.model.dropout}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from datasets import Dataset, DatasetDict
 
@@ -45,11 +45,14 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_splits(paths: dict[str, str]) -> DatasetDict:
-    """Load each named split (train/dev/test) as a Dataset with columns id, text, country, label (int)."""
+def load_splits(paths: dict[str, str], augment: Callable[[list[dict]], list[dict]] | None = None) -> DatasetDict:
+    """Load each named split (train/dev/test) as a Dataset with columns id, text, country, label (int);
+    `augment` rewrites the train split's rows (counterfactual copies) before anything else sees them."""
     splits = {}
     for name, path in paths.items():
         rows = read_jsonl(path)
+        if augment is not None and name == "train":
+            rows = augment(rows)
         splits[name] = Dataset.from_dict(
             {
                 "id": [row["id"] for row in rows],

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from .data import LABELS, read_jsonl, sha256_file, write_jsonl
+from .swap import SWAP_KEY, swap_set
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 F_AVG_LABELS = ("pro_ukraine", "pro_russia")
 ECE_BINS = 10
 TOP_ERRORS = 20
+SWAPS = 3  # country-swap copies per third-country example in every evaluation
 
 
 def macro_f1(gold: Sequence[int], predicted: Sequence[int], num_labels: int = len(LABELS)) -> float:
@@ -122,6 +124,39 @@ def compute_metrics(rows: list[dict], labels: Sequence[str] = LABELS) -> dict[st
     }
 
 
+def swap_metrics(rows: list[dict], copies: list[dict], labels: Sequence[str] = LABELS, k: int = TOP_ERRORS) -> dict:
+    """Country-swap invariance from prediction rows of the originals and of their swap copies (train/swap.py).
+
+    consistency: share of copies predicted the same as their original; macro_f1: of the copies against the
+    (kept) gold; original_macro_f1: of the originals that have copies, the same examples unswapped. Worst
+    flips: copies whose prediction changed, the most confident first."""
+    if not copies:
+        return {"n_originals": 0, "n_copies": 0, "consistency": None, "macro_f1": None, "original_macro_f1": None,
+                "worst_flips": []}  # fmt: skip
+    labels = list(labels)
+    by_id = {row["id"]: row for row in rows}
+    originals = [by_id[key] for key in dict.fromkeys(copy["swap_of"] for copy in copies)]
+    same = [copy["predicted"] == by_id[copy["swap_of"]]["predicted"] for copy in copies]
+    flips = [copy for copy, kept in zip(copies, same) if not kept]
+    flips.sort(key=lambda copy: (-copy["probs"][copy["predicted"]], copy["id"]))
+    return {
+        "n_originals": len(originals),
+        "n_copies": len(copies),
+        "consistency": float(np.mean(same)),
+        "macro_f1": macro_f1([labels.index(c["gold"]) for c in copies], [labels.index(c["predicted"]) for c in copies],
+                             len(labels)),
+        "original_macro_f1": macro_f1([labels.index(r["gold"]) for r in originals],
+                                      [labels.index(r["predicted"]) for r in originals], len(labels)),
+        "worst_flips": [
+            {"id": copy["swap_of"], "text": by_id[copy["swap_of"]]["text"], "swapped_text": copy["text"],
+             "from": copy["swapped_from"], "to": copy["country"], "gold": copy["gold"],
+             "original": by_id[copy["swap_of"]]["predicted"], "swapped": copy["predicted"],
+             "confidence": float(copy["probs"][copy["predicted"]])}
+            for copy in flips[:k]
+        ],
+    }  # fmt: skip
+
+
 def metric_info(description: str, inputs_description: str, citation: str = "", probabilities: bool = False):
     """The `evaluate.MetricInfo` of a local metric module in metrics/: predicted label ids (or, with
     `probabilities`, class probabilities per example) against gold label ids."""
@@ -137,11 +172,14 @@ def metric_info(description: str, inputs_description: str, citation: str = "", p
     )
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None) -> Path:
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None,
+                 swaps: int = SWAPS, swap_seed: int = 0, name: str | None = None) -> Path:  # fmt: skip
     """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/.
 
-    The folder holds predictions.jsonl, metrics.json (with the data file's sha256, which compare checks),
-    report.md and report.html. Returns that folder.
+    The folder holds predictions.jsonl, swaps.jsonl (the country-swap copies and their predictions),
+    metrics.json (with the data file's sha256, which compare checks), report.md and report.html. `swaps`
+    copies per third-country example (0: none) measure whether the prediction survives a change of name.
+    Returns that folder.
     """
     from .config import load_config
     from .predict import Predictor
@@ -153,34 +191,50 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
             raise ValueError(f"unknown split {split!r}; expected train, dev or test (or pass --data FILE)")
         if not (run_dir / "config.yaml").is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no config.yaml)")
-        data, name = getattr(load_config(run_dir / "config.yaml").data, split), split
+        data, name = getattr(load_config(run_dir / "config.yaml").data, split), name or split
     else:
-        name = Path(data).name.removesuffix(".jsonl").removesuffix(".json")
+        name = name or Path(data).name.removesuffix(".jsonl").removesuffix(".json")
     examples = read_jsonl(data)
     predictor = predictor or Predictor.from_run(run_dir)
-    outputs = predictor.predict([(row["country"], row["text"]) for row in examples])
+    copies = swap_set(examples, swap_gazetteer(predictor), swaps, swap_seed) if swaps else []
+    outputs = predictor.predict([(row["country"], row["text"]) for row in [*examples, *copies]])
     rows = [
         {
             "id": row["id"], "text": row["text"], "country": row["country"], "gold": row["label"],
             "predicted": out["label"], "probs": {label: float(out["probs"][label]) for label in predictor.labels},
+            **({SWAP_KEY: row[SWAP_KEY], "swapped_from": row["swapped_from"]} if SWAP_KEY in row else {}),
         }
-        for row, out in zip(examples, outputs)
+        for row, out in zip([*examples, *copies], outputs)
     ]  # fmt: skip
+    rows, swapped = rows[: len(examples)], rows[len(examples) :]
     metrics = compute_metrics(rows, predictor.labels)
+    swap = swap_metrics(rows, swapped, predictor.labels)
     metrics = {
         "run": str(run_dir),
         "name": name,
         "data": {"path": str(data), "sha256": sha256_file(data), "n": len(rows)},
         **metrics,
+        "swap_consistency": swap["consistency"],
+        "swap_macro_f1": swap["macro_f1"],
+        "swap": {"k": swaps, "seed": swap_seed, **swap},
     }
     out_dir = run_dir / "eval" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "predictions.jsonl", rows)
+    write_jsonl(out_dir / "swaps.jsonl", swapped)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_reports(metrics, out_dir)
-    log.info("%s on %s: accuracy %.4f, macro-F1 %.4f, F_avg %.4f, ECE %.4f → %s", run_dir, name, metrics["accuracy"],
-             metrics["macro_f1"], metrics["f_avg"], metrics["calibration"]["ece"], out_dir)  # fmt: skip
+    log.info("%s on %s: accuracy %.4f, macro-F1 %.4f, F_avg %.4f, ECE %.4f, swap consistency %s → %s", run_dir, name,
+             metrics["accuracy"], metrics["macro_f1"], metrics["f_avg"], metrics["calibration"]["ece"],
+             swap["consistency"], out_dir)  # fmt: skip
     return out_dir
+
+
+def swap_gazetteer(predictor):
+    """The gazetteer that finds and swaps targets: the run's own copy, else the project's."""
+    from .mentions import load_gazetteer
+
+    return getattr(predictor, "gazetteer", None) or load_gazetteer()
 
 
 def read_predictions(eval_dir: str | Path) -> list[dict]:

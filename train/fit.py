@@ -32,8 +32,9 @@ from .modeling import (
     load_pretrained,
     resolve_source,
 )
-from .mentions import GAZETTEER_FILE, copy_gazetteer, mark_target
+from .mentions import GAZETTEER_FILE, copy_gazetteer, target_view
 from .segment import get_segmenter
+from .swap import swap_augmenter, uses_gazetteer
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +77,16 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
 def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> Path:
     segmenter = get_segmenter(cfg.model.segmenter)
     paths = {"train": cfg.data.train, "dev": cfg.data.dev}
-    data = load_splits(paths)
-    if cfg.model.mark_target:
-        gazetteer = copy_gazetteer(cfg.model.gazetteer, run_dir)
-        data = data.map(lambda batch: {
-            "text": [mark_target(text, country, gazetteer) for text, country in zip(batch["text"], batch["country"])],
-        }, batched=True, desc="marking the target")  # fmt: skip
+    gazetteer = copy_gazetteer(cfg.model.gazetteer, run_dir) if uses_gazetteer(cfg) else None
+    data = load_splits(paths, augment=swap_augmenter(cfg, gazetteer))
+    if cfg.model.mark_target or cfg.model.mask_target:
+
+        def view(batch):
+            pairs = [target_view(text, country, gazetteer, mark=cfg.model.mark_target, mask=cfg.model.mask_target)
+                     for text, country in zip(batch["text"], batch["country"])]  # fmt: skip
+            return {"country": [country for country, _ in pairs], "text": [text for _, text in pairs]}
+
+        data = data.map(view, batched=True, desc="marking the target")
     data = data.map(lambda batch: {
         "text": [segmenter(text) for text in batch["text"]],
         "country": [segmenter(country) for country in batch["country"]],
@@ -293,7 +298,9 @@ def _write_run_info(cfg: Config, run_dir: Path, command: str, segmenter, max_len
         "segmenter": {"name": segmenter.name, "version": segmenter.version},
         "max_length": max_length,
         "mark_target": cfg.model.mark_target,
-        "gazetteer": GAZETTEER_FILE if cfg.model.mark_target and cfg.model.gazetteer else None,
+        "mask_target": cfg.model.mask_target,
+        "augment": {"swap_targets": cfg.data.augment.swap_targets},
+        "gazetteer": GAZETTEER_FILE if uses_gazetteer(cfg) else None,
         "model_source": cfg.model.name_or_path or "scratch",
         "data": data_files,
         "versions": package_versions(),

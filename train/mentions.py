@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,6 +46,10 @@ class Gazetteer:
     kinds: dict[str, str]  # canonical name → "country" | "bloc"
     pattern: re.Pattern
     form_kinds: dict[str, str]  # surface form → "name" | "alias" | "place" | "person"
+    places: dict[str, list[str]] = field(default_factory=dict)  # canonical name → capitals and seats, as listed
+    # canonical name → (person's name, current title) as listed, e.g. ("Emmanuel Macron", "Tổng thống")
+    people: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    person_titles: dict[str, str] = field(default_factory=dict)  # person surface form → that person's title
 
     def find(self, text: str) -> list[Mention]:
         """All mentions, left to right. At each position the longest form wins (so a `not_countries` phrase
@@ -100,7 +104,10 @@ def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
     surface: dict[str, str | None] = {}
     kinds: dict[str, str] = {}
     form_kinds: dict[str, str] = {}
-    titles = set(TITLES)
+    places: dict[str, list[str]] = {}
+    people_of: dict[str, list[tuple[str, str]]] = {}
+    person_titles: dict[str, str] = {}
+    titles, role_titles = set(TITLES), set()
     for number, entry in enumerate(data["entries"]):
         where = f"{path}: entries[{number}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"].strip():
@@ -116,12 +123,20 @@ def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
         if not isinstance(people, list):
             raise GazetteerError(f"{where}: people: expected a list")
         forms["person"] = []
+        places[name] = forms["place"]
+        people_of[name] = []
         for person in people:
             if not isinstance(person, dict) or not isinstance(person.get("name"), str):
                 raise GazetteerError(f"{where}: people: each person needs a 'name'")
-            forms["person"] += [_nfc(person["name"]), *_strings(person.get("aliases"), f"{where}: people")]
-            if isinstance(person.get("role"), str) and person["role"].strip():
-                titles.add(_nfc(person["role"]))
+            person_forms = [_nfc(person["name"]), *_strings(person.get("aliases"), f"{where}: people")]
+            forms["person"] += person_forms
+            role = person.get("role") if isinstance(person.get("role"), str) else ""
+            # "Bộ trưởng Quân đội (5/2022–9/2025); Thủ tướng (9/2025–)" → both offices, without their years
+            role_titles.update(title for title in (current_title(part) for part in role.split(";")) if title)
+            title = current_title(role)
+            people_of[name].append((person_forms[0], title))
+            for form in person_forms:
+                person_titles.setdefault(form, title)
         for kind, items in forms.items():
             for item in items:
                 # The first entry to claim a form keeps it; a later claim is a gazetteer ambiguity we do not guess.
@@ -133,9 +148,19 @@ def load_gazetteer(path: str | Path = DEFAULT_GAZETTEER) -> Gazetteer:
         surface[phrase] = None  # wins over any alias it contains, by being longer
     if not surface:
         raise GazetteerError(f"{path}: no names in 'entries'")
+    # A role that names a state ("Thủ tướng Hà Lan" for NATO's Mark Rutte) is no title: it would join that
+    # state's name to the person's entry.
+    names = re.compile(rf"(?<![\w])(?:{_trie_regex(list(surface))})(?![\w])")
+    titles |= {item for item in role_titles if not names.search(item)}
     title = "|".join(re.escape(item) for item in sorted(titles, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w])(?:(?P<title>{title})\s+)?(?P<name>{_trie_regex(list(surface))})(?![\w])")
-    return Gazetteer(surface, kinds, pattern, form_kinds)
+    return Gazetteer(surface, kinds, pattern, form_kinds, places, people_of, person_titles)
+
+
+def current_title(role: str) -> str:
+    """A person's present title from a gazetteer role: "Bộ trưởng Quân đội (5/2022–9/2025); Thủ tướng (9/2025–)"
+    → "Thủ tướng" (the last office listed, without its years)."""
+    return _nfc(re.sub(r"\(.*?\)", "", role.split(";")[-1])) if role else ""
 
 
 def _trie_regex(words: list[str]) -> str:
@@ -161,6 +186,9 @@ def _trie_regex(words: list[str]) -> str:
 
 
 TARGET_OPEN, TARGET_CLOSE = "«", "»"
+BELLIGERENTS = ("Nga", "Ukraine")
+# What a masked third-country target reads as, in the sentence and as the pair's country segment.
+MASK = "TARGET"
 GAZETTEER_FILE = "gazetteer.yaml"  # a run's own copy
 
 
@@ -190,3 +218,17 @@ def mark_target(text: str, country: str, gazetteer: Gazetteer | None = None) -> 
     for start, end in reversed(target_spans(text, country, gazetteer)):
         text = f"{text[:start]}{TARGET_OPEN} {text[start:end]} {TARGET_CLOSE}{text[end:]}"
     return text
+
+
+def target_view(text: str, country: str, gazetteer: Gazetteer | None = None, *, mark: bool = False,
+                mask: bool = False) -> tuple[str, str]:  # fmt: skip
+    """The (country, sentence) a model reads. `mask`: a third country's mentions and its name become MASK, so
+    the model must judge what the sentence says the target did, not who it is (the belligerents keep their
+    names: LABELS.md ties their label to who they are). `mark`: the target's mentions are wrapped in « »."""
+    if mask and country not in BELLIGERENTS:
+        for start, end in reversed(target_spans(text, country, gazetteer)):
+            text = f"{text[:start]}{MASK}{text[end:]}"
+        country = MASK
+    if mark:
+        text = mark_target(text, country, gazetteer if country != MASK else None)
+    return country, text

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .mentions import load_gazetteer, mark_target
+from .mentions import load_gazetteer, target_view
 from .segment import Segmenter, get_segmenter
 
 
@@ -24,6 +24,7 @@ class Predictor:
     max_length: int
     batch_size: int = 64
     mark_target: bool = False  # wrap the target's mentions in « », as the run was trained
+    mask_target: bool = False  # a third-country target reads as train.mentions.MASK, as the run was trained
     gazetteer: object = None  # the run's own copy (train.mentions.Gazetteer), or None: the country's name only
 
     @classmethod
@@ -54,14 +55,13 @@ class Predictor:
         tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
         gazetteer = load_gazetteer(run_dir / info["gazetteer"]) if info.get("gazetteer") else None
         return cls(tokenizer, model, labels, segmenter, info["max_length"], batch_size,
-                   info.get("mark_target", False), gazetteer)  # fmt: skip
+                   info.get("mark_target", False), info.get("mask_target", False), gazetteer)  # fmt: skip
 
     def model_input(self, country: str, text: str, segment=None) -> tuple[str, str]:
         """The (country, sentence) strings the model reads: target marked if the run was trained so, then
         segmented (by `segment`, default the run's segmenter), exactly as fit.py prepared the training data."""
         segment = segment or self.segmenter
-        if self.mark_target:
-            text = mark_target(text, country, self.gazetteer)
+        country, text = target_view(text, country, self.gazetteer, mark=self.mark_target, mask=self.mask_target)
         return segment(country), segment(text)
 
     def _encode(self, pairs: list[tuple[str, str]]) -> dict[str, list[list[int]]]:

@@ -45,7 +45,10 @@ def _evaluation_tables(m: dict) -> list[tuple[str, list[str], list[list[Any]]]]:
     bins = [[f"({b['lower']:.1f}, {b['upper']:.1f}]", b["count"], b["confidence"], b["accuracy"]]
             for b in m["calibration"]["bins"]]  # fmt: skip
     errors = [[e["text"], e["country"], e["gold"], e["predicted"], e["confidence"]] for e in m["confident_errors"]]
-    return [
+    swap = m.get("swap") or {}
+    if swap.get("n_copies"):
+        summary += [["swap consistency", swap["consistency"]], ["swap macro-F1", swap["macro_f1"]]]
+    tables = [
         ("Summary", ["metric", "value"], summary),
         ("Per class", ["label", "precision", "recall", "F1", "support"], classes),
         ("Per country", ["country", "support", "accuracy", "macro-F1"], countries),
@@ -53,6 +56,20 @@ def _evaluation_tables(m: dict) -> list[tuple[str, list[str], list[list[Any]]]]:
         ("Calibration bins", ["confidence bin", "count", "mean confidence", "accuracy"], bins),
         ("Most confident errors", ["sentence", "country", "gold", "predicted", "confidence"], errors),
     ]
+    if swap.get("n_copies"):
+        numbers = [["third-country examples swapped", swap["n_originals"]], ["copies", swap["n_copies"]],
+                   ["consistency (copy predicted as its original)", swap["consistency"]],
+                   ["macro-F1 of the copies", swap["macro_f1"]],
+                   ["macro-F1 of the same examples unswapped", swap["original_macro_f1"]]]  # fmt: skip
+        flips = [[f["swapped_text"], f"{f['from']} → {f['to']}", f["gold"], f["original"], f["swapped"], f["confidence"]]
+                 for f in swap["worst_flips"]]  # fmt: skip
+        tables += [
+            (f"Country-swap invariance ({swap['k']} copies per third-country example, seed {swap['seed']})",
+             ["measure", "value"], numbers),
+            ("Worst flips (the answer changed with the name alone)",
+             ["swapped sentence", "swap", "gold", "original predicted", "swapped predicted", "confidence"], flips),
+        ]  # fmt: skip
+    return tables
 
 
 def _title(m: dict) -> str:
@@ -80,6 +97,41 @@ def evaluation_html(m: dict) -> str:
     for title, header, rows in _evaluation_tables(m):
         body += [f"<h2>{html.escape(title)}</h2>", html_table(header, rows)]
     return page(_title(m), body)
+
+
+# --- article verdicts ----------------------------------------------------------------------------------------
+
+
+def _article_tables(m: dict) -> list[tuple[str, list[str], list[list[Any]]]]:
+    labels = m["labels"]
+    summary = [["(article, country) pairs in gold", m["n"]], ["accuracy", m["accuracy"]], ["macro-F1", m["macro_f1"]],
+               ["gold countries never found in their article", m["not_found"]],
+               ["min_evidence (verdict threshold)", m["min_evidence"]]]  # fmt: skip
+    confusion = [[f"gold {name}", *row] for name, row in zip(labels, m["confusion"])]
+    sweep = [[row["min_evidence"], row["accuracy"], row["macro_f1"]] for row in m["sweep"]]
+    wrong = [[w["article"], w["country"], w["gold"], w["predicted"],
+              " | ".join(f"{e['sentence']} ({e['label']} {e['p']:.2f})" for e in w["evidence"]) or "(not found)"]
+             for w in m["wrong"]]  # fmt: skip
+    return [
+        ("Summary", ["measure", "value"], summary),
+        ("Confusion matrix (rows gold, columns predicted)", ["", *labels], confusion),
+        ("Threshold sweep (same sentence predictions, verdicts re-aggregated)", ["min_evidence", "accuracy", "macro-F1"],
+         sweep),
+        ("Wrong verdicts with their evidence", ["article", "country", "gold", "predicted", "evidence"], wrong),
+    ]  # fmt: skip
+
+
+def write_article_reports(m: dict, out_dir: Path) -> None:
+    title = f"Article verdicts of {m['run']} on {m['articles']}"
+    tables = _article_tables(m)
+    lines = [f"# {title}", ""]
+    for name, header, rows in tables:
+        lines += [f"## {name}", "", *markdown_table(header, rows), ""]
+    (out_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    body = [f"<h1>{html.escape(title)}</h1>", plots_html([("Confusion matrix", confusion_png(m["confusion"], m["labels"]))])]
+    for name, header, rows in tables:
+        body += [f"<h2>{html.escape(name)}</h2>", html_table(header, rows)]
+    (out_dir / "report.html").write_text(page(title, body), encoding="utf-8")
 
 
 # --- building blocks ------------------------------------------------------------------------------------------
@@ -211,6 +263,8 @@ def _comparison_tables(r: dict) -> list[tuple[str, list[str], list[list[Any]]]]:
     runs = [[e["name"], "seed group" if e["group"] else "run", ", ".join(e["runs"]), e["n"]] for e in entries]
     summary = []
     for key in first["summary"]:
+        if not all(key in e["summary"] for e in entries):  # swap figures of runs evaluated before they existed
+            continue
         summary.append([key, *(_ms(e["summary"][key]) for e in entries),
                         *(_delta(e["summary"][key], first["summary"][key]) for e in entries[1:])])  # fmt: skip
     delta_head = [f"Δ {name}" for name in names[1:]]

@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 from .config import Config, TfidfConfig
 from .data import LABELS, read_jsonl, sha256_file
 from .evaluation import macro_f1
-from .mentions import GAZETTEER_FILE, copy_gazetteer, load_gazetteer, target_spans
+from .mentions import BELLIGERENTS, GAZETTEER_FILE, MASK, copy_gazetteer, load_gazetteer, target_spans
 from .segment import Segmenter, get_segmenter
+from .swap import swap_augmenter
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Featurizer:
     segmenter: Segmenter
     window: int
     gazetteer: object = None  # train.mentions.Gazetteer, or None to find the target by its name alone
+    mask_target: bool = False  # model.mask_target: a third country's identity features read as MASK
 
     def __call__(self, pairs: list[tuple[str, str]], desc: str = "featurizing") -> dict[str, list[str]]:
         texts = {"word": [], "char": [], "target": []}
@@ -85,6 +87,8 @@ class Featurizer:
             # The gazetteer's forms are NFC; text pasted from the web may be decomposed.
             text, country = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", country)
             marked, _ = replace_target(text, country, self.gazetteer)
+            if self.mask_target and country not in BELLIGERENTS:
+                country = MASK
             segmented = self.segmenter(marked)
             # A segmenter may glue the placeholder to a neighbour ("TARGET_tăng"); keep it a word of its own.
             segmented = re.sub(rf"_?{PLACEHOLDER}_?", f" {PLACEHOLDER} ", segmented).strip()
@@ -132,7 +136,7 @@ def train_model(
 ) -> tuple[dict, dict, LogisticRegression]:
     """Fit on training rows → (params for JSON, arrays for npz, the fitted sklearn classifier for checks)."""
     tc = cfg.model.tfidf
-    featurizer = Featurizer(segmenter, tc.window, gazetteer)
+    featurizer = Featurizer(segmenter, tc.window, gazetteer, cfg.model.mask_target)
     texts = featurizer([(row["country"], row["text"]) for row in rows], desc="featurizing train")
     specs = vectorizer_specs(tc)
     blocks, matrices = {}, []
@@ -153,6 +157,7 @@ def train_model(
         "labels": list(LABELS),
         "classes": [LABELS[i] for i in classifier.classes_],
         "window": tc.window,
+        "mask_target": cfg.model.mask_target,
         "segmenter": segmenter.name,
         "gazetteer": GAZETTEER_FILE if gazetteer else None,
         "blocks": {name: {"spec": b["spec"], "vocabulary": b["vocabulary"]} for name, b in blocks.items()},
@@ -194,7 +199,7 @@ class TfidfPredictor:
         return cls(params, arrays, list(params["labels"]), get_segmenter(info["segmenter"]["name"]), gazetteer)
 
     def predict(self, pairs: list[tuple[str, str]]) -> list[dict]:
-        texts = Featurizer(self.segmenter, self.params["window"], self.gazetteer)(pairs)
+        texts = Featurizer(self.segmenter, self.params["window"], self.gazetteer, self.params.get("mask_target", False))(pairs)
         blocks = {
             name: {**block, "idf": self.arrays[f"idf_{name}"]} for name, block in self.params["blocks"].items()
         }
@@ -235,7 +240,9 @@ def fit_tfidf(cfg: Config, run_dir: Path, command: str = "") -> Path:
     if gazetteer:
         info["gazetteer"] = {"path": cfg.model.gazetteer, "sha256": sha256_file(cfg.model.gazetteer)}
     _write_json(run_dir / "run.json", info)
-    params, arrays, _ = train_model(read_jsonl(cfg.data.train), cfg, segmenter, gazetteer)
+    augment = swap_augmenter(cfg, gazetteer)
+    rows = read_jsonl(cfg.data.train)
+    params, arrays, _ = train_model(augment(rows) if augment else rows, cfg, segmenter, gazetteer)
     _write_json(model_dir / PARAMS_FILE, params)
     np.savez(model_dir / WEIGHTS_FILE, **arrays)
 
