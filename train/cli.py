@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--data", help="a JSONL file with id, text, country, label (eval name = file stem)")
     source.add_argument("--split", default="test", help="train, dev or test from the run's config (default test)")
     evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    evaluate.add_argument("--force", action="store_true",
+                          help="replace RUN/eval/<name> even when it holds another data file's evaluation")  # fmt: skip
 
     compare = sub.add_parser("compare", help="compare evaluated runs (or *-seeds.json groups) with significance")
     compare.add_argument("runs", nargs="+", help="run folders or seed-group files; deltas are against the first")
@@ -133,7 +135,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run
 
     torch.set_num_threads(args.threads)
-    out_dir = evaluate_run(args.run, data=args.data, split=args.split)
+    out_dir = evaluate_run(args.run, data=args.data, split=args.split, force=args.force)
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  F_avg {metrics['f_avg']:.4f}  "
           f"ECE {metrics['calibration']['ece']:.4f}  ({metrics['n']} examples)")  # fmt: skip
