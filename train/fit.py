@@ -14,8 +14,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
+import transformers
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import (
     DataCollatorWithPadding,
     ProgressCallback,
@@ -75,8 +77,10 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
     logging.getLogger().addHandler(handler)
     STEP_LOG.addHandler(handler)
     STEP_LOG.propagate = False
-    bars = datasets.utils.logging.is_progress_bar_enabled()
-    datasets.utils.logging.disable_progress_bar()  # one bar per phase: the data steps log a line each instead
+    # One bar, training's: the data steps and saving log a line each instead of a bar per split or shard.
+    bars = datasets.utils.logging.is_progress_bar_enabled(), transformers.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     try:
         if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
             from .tfidf import fit_tfidf
@@ -91,8 +95,10 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
         logging.getLogger().removeHandler(handler)
         STEP_LOG.removeHandler(handler)
         STEP_LOG.propagate = True
-        if bars:
+        if bars[0]:
             datasets.utils.logging.enable_progress_bar()
+        if bars[1]:
+            transformers.utils.logging.enable_progress_bar()
         handler.close()
 
 
@@ -181,7 +187,8 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(TrainingBar())
     started = time.time()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with logging_redirect_tqdm():  # log lines above the bar, not glued to it
+        trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(run_dir / "model"))  # the best checkpoint, reloaded by load_best_model_at_end
 
     epochs = [row for row in trainer.state.log_history if "eval_macro_f1" in row]
