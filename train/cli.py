@@ -193,7 +193,7 @@ def _data(args: argparse.Namespace) -> int:
         if not args.second:
             raise ValueError("data agreement: give --second FILE, the blind second annotation (JSONL: id, label)")
         gold = [row for path in splits.values() for row in read_jsonl(path)]
-        second = [json.loads(line) for line in Path(args.second).read_text(encoding="utf-8").splitlines() if line.strip()]
+        second = read_jsonl(args.second, fields=("id", "label"))
         result = datacheck.agreement(gold, second)
         print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=2))
         print(f"{len(result['disagreements'])} disagreement(s)")

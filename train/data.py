@@ -18,10 +18,10 @@ class DataError(ValueError):
     """A data file that cannot be used; the message names the file and, where known, the line."""
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+def read_jsonl(path: str | Path, fields: tuple[str, ...] = REQUIRED_FIELDS) -> list[dict[str, Any]]:
     """Read one example per line; blank lines are skipped, anything else that is not a JSON object fails.
 
-    A numeric id (5, not "5") is read as its string; every other field must be text.
+    Each of `fields` must be non-empty text (a numeric id, 5 rather than "5", is read as its string).
     """
     path = Path(path)
     if not path.is_file():
@@ -43,14 +43,14 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             if isinstance(row.get("id"), int) and not isinstance(row["id"], bool):
                 row["id"] = str(row["id"])
-            wrong = [f"{key} ({type(row[key]).__name__})" for key in REQUIRED_FIELDS
+            wrong = [f"{key} ({type(row[key]).__name__})" for key in fields
                      if row.get(key) is not None and not isinstance(row[key], str)]  # fmt: skip
             if wrong:
                 raise DataError(f"{path}:{number}: field(s) must be text: {', '.join(wrong)}")
-            missing = [key for key in REQUIRED_FIELDS if not isinstance(row.get(key), str) or not row[key].strip()]
+            missing = [key for key in fields if not isinstance(row.get(key), str) or not row[key].strip()]
             if missing:
                 raise DataError(f"{path}:{number}: missing or empty field(s): {', '.join(missing)}")
-            if row["label"] not in LABELS:
+            if "label" in fields and row["label"] not in LABELS:
                 raise DataError(f"{path}:{number}: unknown label {row['label']!r} (expected one of {', '.join(LABELS)})")
             rows.append(row)
     if not rows:
