@@ -108,6 +108,10 @@ def test_refuses_runs_scored_on_different_data(runs):
         compare([a, b])
     with pytest.raises(CompareError, match="at least 1000"):
         compare([a, b], eval_name="eight", n_resamples=100)
+    damaged = root / "broken-seeds.json"
+    damaged.write_text('{"runs": [', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken-seeds\.json: damaged JSON file"):
+        compare([a, damaged], eval_name="eight")
 
 
 def test_bootstrap_f1_equals_sklearn_and_behaves_at_the_extremes():

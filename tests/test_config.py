@@ -78,6 +78,10 @@ def test_overrides_are_cast_to_field_types():
         ("training.epochs", "must look like key=value"),
         ("training=1", "is a section"),
         ("training.epochs=0", "must be > 0"),
+        ("training.learning_rate=.nan", r"'training.learning_rate' must be > 0 and finite; got nan"),
+        ("training.learning_rate=.inf", r"'training.learning_rate' must be > 0 and finite; got inf"),
+        ("training.weight_decay=-0.1", r"'training.weight_decay' must be >= 0 and finite"),
+        ("training.weight_decay=.inf", r"'training.weight_decay' must be >= 0 and finite"),
         ("run_name=a/b", "plain folder name"),
     ],
 )
@@ -100,4 +104,31 @@ def test_heads_must_divide_hidden_size():
 def test_run_configs_written_before_the_gazetteer_key_moved_still_load(tmp_path):
     old = tmp_path / "config.yaml"
     old.write_text("model:\n  type: tfidf\n  tfidf:\n    gazetteer: my/countries.yaml\n", encoding="utf-8")
-    assert load_config(old).model.gazetteer == "my/countries.yaml"
+    assert load_config(old).model.gazetteer == str(tmp_path / "my" / "countries.yaml")
+
+
+def test_unusable_config_files_name_the_file_and_line(tmp_path):
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder, not a config file"):
+        load_config(tmp_path)
+    for text in ("", "# only a comment\n", "{}\n"):
+        (tmp_path / "empty.yaml").write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"empty\.yaml: the config is empty"):
+            load_config(tmp_path / "empty.yaml")
+    (tmp_path / "latin1.yaml").write_bytes(b"run_name: x\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1\.yaml:2: not UTF-8 text"):
+        load_config(tmp_path / "latin1.yaml")
+
+
+def test_relative_paths_work_from_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the usual case: relative paths stay as written
+    here = load_config(REPO / "configs" / "tiny.yaml")
+    assert here.data.train == "data/stance/train.jsonl" and here.output_dir == "models"
+    monkeypatch.chdir(tmp_path)  # elsewhere: read from the config's project root (the folder with pyproject.toml)
+    cfg = load_config(REPO / "configs" / "tiny.yaml")
+    assert cfg.data.train == str(REPO / "data" / "stance" / "train.jsonl")
+    assert cfg.model.gazetteer == str(REPO / "data" / "countries.yaml")
+    assert cfg.output_dir == str(REPO / "models")
+    (tmp_path / "mine.jsonl").write_text("", encoding="utf-8")  # a file in the current folder wins
+    assert load_config(REPO / "configs" / "tiny.yaml", ["data.train=mine.jsonl"]).data.train == "mine.jsonl"
+    hub = load_config(REPO / "configs" / "phobert-base.yaml")
+    assert hub.model.name_or_path == "vinai/phobert-base"  # a hub id is no path

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from train.data import LABELS, DataError, load_splits, read_jsonl, sha256_file
+from train.data import LABELS, DataError, load_splits, read_json, read_jsonl, sha256_file
 
 from .conftest import MINI
 
@@ -21,6 +21,7 @@ def test_fixture_loads_with_integer_labels():
         ("[1, 2]", r"bad\.jsonl:2: expected a JSON object"),
         (json.dumps({"id": "x", "text": "Pháp ủng hộ.", "country": "Pháp"}), r"bad\.jsonl:2: missing or empty field\(s\): label"),
         (json.dumps({"id": "x", "text": "Pháp.", "country": "Pháp", "label": "pro_france"}), r"bad\.jsonl:2: unknown label 'pro_france'"),
+        (json.dumps({"id": "x", "text": 12, "country": "Pháp", "label": "none"}), r"bad\.jsonl:2: field\(s\) must be text: text \(int\)"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path, line, message):
@@ -45,3 +46,21 @@ def test_sha256_matches_hashlib(tmp_path):
     path = tmp_path / "x.bin"
     path.write_bytes(b"abc" * 1000)
     assert sha256_file(path) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+def test_numeric_ids_are_read_as_text_and_non_utf8_lines_are_named(tmp_path):
+    path = tmp_path / "ids.jsonl"
+    path.write_text(json.dumps({"id": 7, "text": "Pháp viện trợ.", "country": "Pháp", "label": "pro_ukraine"}) + "\n",
+                    encoding="utf-8")  # fmt: skip
+    assert read_jsonl(path)[0]["id"] == "7"
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes(path.read_bytes() + b"\n" + json.dumps({"id": "b", "text": "caf\u00e9"}).encode().replace(
+        b"\\u00e9", b"\xe9") + b"\n")  # fmt: skip
+    with pytest.raises(DataError, match=r"latin1\.jsonl:3: not UTF-8 text"):
+        read_jsonl(latin)
+
+
+def test_damaged_json_names_the_file(tmp_path):
+    (tmp_path / "run.json").write_text('{"status": "compl', encoding="utf-8")
+    with pytest.raises(DataError, match=r"run\.json: damaged JSON file"):
+        read_json(tmp_path / "run.json")

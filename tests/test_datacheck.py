@@ -144,3 +144,13 @@ def test_line_numbers_count_blank_lines(tmp_path):
     paths["dev"].write_text("\n\n" + json.dumps(bad, ensure_ascii=False) + "\n", encoding="utf-8")
     errors = datacheck.validate(paths, gazetteer).errors
     assert errors and all(error.startswith(f"{paths['dev']}:3:") for error in errors), errors
+
+
+def test_a_bad_second_annotation_line_is_named(tmp_path, capsys):
+    from train.cli import main
+
+    write(tmp_path, GOOD)
+    second = tmp_path / "second.jsonl"
+    second.write_bytes(b'{"id": 1, "label": "pro_ukraine"}\n{"id": "x3", "label": "neutral", "note": "caf\xe9"}\n')
+    assert main(["data", "agreement", "--data-dir", str(tmp_path), "--second", str(second)]) == 2
+    assert f"{second}:2: not UTF-8 text" in capsys.readouterr().err

@@ -192,3 +192,33 @@ def test_evaluate_cli_on_the_tiny_run(tiny_run):
     assert metrics == {**metrics, **{k: v for k, v in compute_metrics(predictions).items()}}
     assert all(abs(sum(p["probs"].values()) - 1) < 1e-5 for p in predictions)
     assert f"macro-F1 {metrics['macro_f1']:.4f}" in done.stdout
+
+
+def test_evaluating_other_data_never_overwrites_the_official_test_evaluation(tiny_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import MINI
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
+
+    def evaluate(*args):
+        return subprocess.run([sys.executable, "-m", "train.cli", "evaluate", str(run), *args], cwd=REPO,
+                              capture_output=True, text=True)  # fmt: skip
+
+    assert evaluate("--split", "test").returncode == 0
+    official = (run / "eval" / "test" / "metrics.json").read_bytes()
+    other = tmp_path / "other" / "test.jsonl"  # another file that happens to be called test.jsonl
+    other.parent.mkdir()
+    other.write_text("".join((MINI / "test.jsonl").read_text(encoding="utf-8").splitlines(True)[:10]), encoding="utf-8")
+    done = evaluate("--data", str(other))
+    assert done.returncode == 2 and "--force" in done.stderr and str(run / "eval" / "test") in done.stderr
+    assert (run / "eval" / "test" / "metrics.json").read_bytes() == official
+    assert evaluate("--data", str(MINI / "test.jsonl")).returncode == 0  # the same data again: fine
+    shutil.copy(other, tmp_path / "ten.jsonl")
+    assert evaluate("--data", str(tmp_path / "ten.jsonl")).returncode == 0  # named after its file
+    assert json.loads((run / "eval" / "ten" / "metrics.json").read_text(encoding="utf-8"))["n"] == 10
+    assert evaluate("--data", str(other), "--force").returncode == 0
+    assert json.loads((run / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))["n"] == 10

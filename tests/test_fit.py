@@ -8,7 +8,7 @@ import time
 import pytest
 from transformers import AutoModelForSequenceClassification, pipeline
 
-from train.config import load_config
+from train.config import dump_config, load_config
 from train.fit import RunFolderError, fit
 
 from .conftest import FIXTURES, REPO, mini_overrides
@@ -48,15 +48,21 @@ def test_saved_model_loads_with_auto_classes_and_pipeline(tiny_run):
     assert out["label"] in {"pro_ukraine", "pro_russia", "neutral", "none"}
 
 
-def test_non_empty_run_folder_is_refused_without_force(tmp_path):
+def test_non_empty_run_folder_is_refused_without_force_and_force_replaces_only_runs(tmp_path):
     cfg = load_config(TINY, mini_overrides(tmp_path, epochs=1))
     cfg.run_dir.mkdir(parents=True)
     (cfg.run_dir / "notes.txt").write_text("precious", encoding="utf-8")
     with pytest.raises(RunFolderError, match="--force"):
         fit(cfg)
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        fit(cfg, force=True)
     assert (cfg.run_dir / "notes.txt").read_text(encoding="utf-8") == "precious"
+    (cfg.run_dir / "notes.txt").unlink()
+    (cfg.run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")  # an earlier run of ours
+    (cfg.run_dir / "train.log").write_text("old run", encoding="utf-8")
     fit(cfg, force=True)
-    assert not (cfg.run_dir / "notes.txt").exists() and (cfg.run_dir / "model").is_dir()
+    assert "old run" not in (cfg.run_dir / "train.log").read_text(encoding="utf-8")
+    assert (cfg.run_dir / "model").is_dir()
 
 
 def test_same_seed_same_metrics_and_balanced_weights_train(tmp_path):

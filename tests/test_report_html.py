@@ -74,3 +74,19 @@ def test_page_renders_in_headless_chromium(pages, kind, tmp_path):
     profile = tmp_path / "profile"
     done = chromium("--window-size=1200,1600", f"--screenshot={shot}", path.as_uri(), user_data_dir=profile)
     assert done.returncode == 0 and shot.stat().st_size > 20_000, done.stderr[-3000:]
+
+
+def test_markdown_report_escapes_html_in_quoted_sentences_like_the_html_report():
+    from train.evaluation import compute_metrics
+    from train.report import evaluation_html, evaluation_markdown
+
+    from .test_evaluation import eight_rows
+
+    rows = eight_rows()
+    for row in rows:
+        row["text"] = f'<img src=x onerror="alert(1)"> {row["text"]} & | <b>'
+    metrics = {"run": "r", "name": "eight", "data": {"path": "eight.jsonl", "sha256": "0" * 64}, **compute_metrics(rows)}
+    report = evaluation_markdown(metrics)
+    assert "&lt;img src=x onerror=\"alert(1)\"&gt; câu số 5 &amp; \\| &lt;b&gt;" in report
+    assert "<img" not in report and "<b>" not in report
+    assert "<img" not in evaluation_html(metrics).replace('<img alt="', "")

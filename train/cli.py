@@ -8,10 +8,13 @@ import logging
 import shlex
 import sys
 
+from . import __version__
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stance", description="Vietnamese country-stance models (Russia–Ukraine war).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a model from a YAML config")
@@ -35,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--swap-seed", type=int, default=0, help="seed of the country swaps")
     evaluate.add_argument("--min-evidence", type=float, help="--articles: verdict threshold (default: predict's)")
     evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    evaluate.add_argument("--force", action="store_true",
+                          help="replace RUN/eval/<name> even when it holds another data file's evaluation")  # fmt: skip
 
     compare = sub.add_parser("compare", help="compare evaluated runs (or *-seeds.json groups) with significance")
     compare.add_argument("runs", nargs="+", help="run folders or seed-group files; deltas are against the first")
@@ -89,32 +94,41 @@ def main(argv: list[str] | None = None) -> int:
         # Our own errors already name the file, line or key; a traceback would bury that.
         print(f"stance {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"stance {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _train(args: argparse.Namespace) -> int:
+    # The config is checked before torch and transformers load (seconds): a typo fails at once.
     from .config import load_config
-    from .fit import fit
 
     overrides = list(args.overrides)
     if args.threads:
         overrides.append(f"training.threads={args.threads}")
     cfg = load_config(args.config, overrides)
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()] if args.seeds else []
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3; got {args.seeds!r}") from None
+    configs = [load_config(args.config, [*overrides, f"training.seed={seed}", f"run_name={cfg.run_name}-s{seed}"])
+               for seed in seeds] or [cfg]  # fmt: skip
+    from .fit import fit
+
     command = shlex.join(["stance", *sys.argv[1:]]) if sys.argv[1:] else ""
-    if not args.seeds:
-        run_dir = fit(cfg, force=args.force, resume=args.resume, command=command)
-        print(run_dir)
+    run_dirs = []
+    for seeded in configs:
+        try:
+            run_dirs.append(fit(seeded, force=args.force, resume=args.resume, command=command))
+        except KeyboardInterrupt:
+            kept = "run again with --resume to continue" if seeded.run_dir.is_dir() else "nothing was kept"
+            print(f"stance train: interrupted; {kept} ({seeded.run_dir})", file=sys.stderr)
+            return 130
+        print(run_dirs[-1])
+    if not seeds:
         return 0
     from .compare import aggregate_seeds
 
-    try:
-        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3; got {args.seeds!r}") from None
-    run_dirs = []
-    for seed in seeds:
-        seeded = load_config(args.config, [*overrides, f"training.seed={seed}", f"run_name={cfg.run_name}-s{seed}"])
-        run_dirs.append(fit(seeded, force=args.force, resume=args.resume, command=command))
-        print(run_dirs[-1])
     group = cfg.run_dir.parent / f"{cfg.run_name}-seeds.json"
     summary = aggregate_seeds(run_dirs, seeds, group)
     for key, stat in summary["dev"].items():
@@ -141,7 +155,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(out_dir)
         return 0
     out_dir = evaluate_run(args.run, data=args.data, split=args.split, swaps=args.swaps, swap_seed=args.swap_seed,
-                           name=args.name)  # fmt: skip
+                           name=args.name, force=args.force)  # fmt: skip
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  F_avg {metrics['f_avg']:.4f}  "
           f"ECE {metrics['calibration']['ece']:.4f}  ({metrics['n']} examples)")  # fmt: skip
@@ -189,6 +203,9 @@ def _data(args: argparse.Namespace) -> int:
     if args.action in ("split", "add"):
         from .data import read_jsonl, write_jsonl
 
+        if not args.inputs:
+            raise ValueError(f"data {args.action}: give the example JSONL file(s) to "
+                             f"{'re-split' if args.action == 'split' else 'add'}; nothing was written")  # fmt: skip
         rows = [row for path in args.inputs for row in read_jsonl(path)]
         existing = {name: read_jsonl(path) for name, path in splits.items()} if args.action == "add" else None
         for name, part in datacheck.split_by_story(rows, existing=existing).items():
@@ -198,8 +215,10 @@ def _data(args: argparse.Namespace) -> int:
     if args.action == "agreement":
         from .data import read_jsonl
 
+        if not args.second:
+            raise ValueError("data agreement: give --second FILE, the blind second annotation (JSONL: id, label)")
         gold = [row for path in splits.values() for row in read_jsonl(path)]
-        second = [json.loads(line) for line in Path(args.second).read_text(encoding="utf-8").splitlines() if line.strip()]
+        second = read_jsonl(args.second, fields=("id", "label"))
         result = datacheck.agreement(gold, second)
         print(json.dumps({k: v for k, v in result.items() if k != "disagreements"}, indent=2))
         print(f"{len(result['disagreements'])} disagreement(s)")

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
+from .data import read_json
 from .evaluation import macro_f1, read_predictions
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
 
 def aggregate_seeds(run_dirs: list[Path], seeds: list[int], out_path: Path) -> dict:
     """Write <output_dir>/<run_name>-seeds.json: the runs of one config and their dev metrics as mean ± std."""
-    dev = [json.loads((run / "metrics.json").read_text(encoding="utf-8"))["best_dev"] for run in run_dirs]
+    dev = [read_json(run / "metrics.json")["best_dev"] for run in run_dirs]
     keys = [key for key in dev[0] if all(isinstance(row.get(key), (int, float)) for row in dev)]
     summary = {
         "seeds": seeds,
@@ -71,7 +72,7 @@ def load_entry(spec: str | Path, eval_name: str) -> Entry:
     """A run folder, or a `*-seeds.json` written by `stance train --seeds` (a group of runs)."""
     path = Path(spec)
     if path.is_file() and path.name.endswith(".json"):
-        group = json.loads(path.read_text(encoding="utf-8"))
+        group = read_json(path)
         if not isinstance(group, dict) or not group.get("runs"):
             raise CompareError(f"{path}: not a seed-group file (no 'runs' list)")
         runs = [Path(run) for run in group["runs"]]
@@ -86,7 +87,7 @@ def load_entry(spec: str | Path, eval_name: str) -> Entry:
         if not (eval_dir / "metrics.json").is_file():
             raise CompareError(f"{run}: no evaluation '{eval_name}' (run `stance evaluate {run} --split {eval_name}` "
                                f"or pass --eval NAME)")  # fmt: skip
-        entry.metrics.append(json.loads((eval_dir / "metrics.json").read_text(encoding="utf-8")))
+        entry.metrics.append(read_json(eval_dir / "metrics.json"))
         config_path = run / "config.yaml"
         configs.append(yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {})
     entry.config = _flatten(configs[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -121,25 +122,72 @@ class Config:
         return Path(self.output_dir) / self.run_name
 
 
+# Config keys holding a file or folder path; relative ones are resolved by `resolve_paths`.
+PATH_KEYS = ("data.train", "data.dev", "data.test", "model.gazetteer", "model.name_or_path", "output_dir")
+PATH_RULE = (
+    "a relative path in a config is read from the current folder when it exists there, else from the "
+    "config's project root (the nearest folder above the config holding pyproject.toml, else the config's folder)"
+)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config (or the defaults when path is None) and apply `a.b=value` overrides."""
     raw: dict[str, Any] = {}
     source = str(path) if path is not None else "<defaults>"
     if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: config file not found") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{source}: not valid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+        raw = _read_yaml(Path(path), source)
     _moved_keys(raw, source)
     cfg = _build(Config, raw, source, prefix="")
     for item in overrides:
         _apply_override(cfg, item)
     _check(cfg, source)
+    resolve_paths(cfg, project_root(Path(path)) if path is not None else Path.cwd())
     return cfg
+
+
+def _read_yaml(path: Path, source: str) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{source}: is a folder, not a config file (e.g. configs/tiny.yaml)")
+    try:
+        data = path.read_bytes()
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{source}:{line}: not UTF-8 text (save the config as UTF-8)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+    # An empty file would train silently on every default: almost always a wrong or unsaved file.
+    if raw is None or raw == {}:
+        raise ConfigError(f"{source}: the config is empty; set at least run_name (configs/tiny.yaml is an example)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    return raw
+
+
+def project_root(config_path: Path) -> Path:
+    """The nearest folder at or above the config's folder that holds pyproject.toml, else the config's folder."""
+    folder = config_path.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return folder
+
+
+def resolve_paths(cfg: Config, root: Path) -> None:
+    """Apply PATH_RULE to every path key: a relative path that does not exist in the current folder becomes
+    the absolute path under `root`, so a config works from any folder (a hub id matches no folder and stays)."""
+    for key in PATH_KEYS:
+        section, _, name = key.rpartition(".")
+        owner = getattr(cfg, section) if section else cfg
+        value = getattr(owner, name)
+        if not value or Path(value).is_absolute() or Path(value).exists():
+            continue
+        under_root = root / value
+        if key == "model.name_or_path" and not under_root.exists():
+            continue  # a hub id such as vinai/phobert-base
+        setattr(owner, name, str(under_root))
 
 
 def _moved_keys(raw: dict[str, Any], source: str) -> None:
@@ -255,8 +303,8 @@ def _check(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(allowed)}; got {value!r}")
 
     def positive(key: str, value: float) -> None:
-        if value <= 0:
-            raise ConfigError(f"{source}: key '{key}' must be > 0; got {value!r}")
+        if not (value > 0 and math.isfinite(value)):  # `not >` also catches NaN, which compares false
+            raise ConfigError(f"{source}: key '{key}' must be > 0 and finite; got {value!r}")
 
     if not cfg.run_name or "/" in cfg.run_name or cfg.run_name in (".", ".."):
         raise ConfigError(f"{source}: key 'run_name' must be a plain folder name; got {cfg.run_name!r}")
@@ -286,6 +334,10 @@ def _check(cfg: Config, source: str) -> None:
     if cfg.model.max_length > MAX_LENGTH_LIMIT:
         log.warning("%s: model.max_length %d clamped to %d", source, cfg.model.max_length, MAX_LENGTH_LIMIT)
         cfg.model.max_length = MAX_LENGTH_LIMIT
+    if not 0 <= cfg.training.weight_decay < math.inf:
+        raise ConfigError(
+            f"{source}: key 'training.weight_decay' must be >= 0 and finite; got {cfg.training.weight_decay}"
+        )
     if not 0 <= cfg.training.warmup_ratio < 1:
         raise ConfigError(f"{source}: key 'training.warmup_ratio' must be in [0, 1); got {cfg.training.warmup_ratio}")
     if not 0 <= cfg.data.augment.swap_targets <= 1:

@@ -18,14 +18,21 @@ class DataError(ValueError):
     """A data file that cannot be used; the message names the file and, where known, the line."""
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read one example per line; blank lines are skipped, anything else that is not a JSON object fails."""
+def read_jsonl(path: str | Path, fields: tuple[str, ...] = REQUIRED_FIELDS) -> list[dict[str, Any]]:
+    """Read one example per line; blank lines are skipped, anything else that is not a JSON object fails.
+
+    Each of `fields` must be non-empty text (a numeric id, 5 rather than "5", is read as its string).
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: data file not found")
+        raise DataError(f"{path}: data file not found" + (" (it is a folder)" if path.is_dir() else ""))
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:  # bytes, so that a non-UTF-8 line is reported with its own number
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{number}: not UTF-8 text (save the file as UTF-8)") from None
             if not line.strip():
                 continue
             try:
@@ -34,15 +41,30 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            missing = [key for key in REQUIRED_FIELDS if not isinstance(row.get(key), str) or not row[key].strip()]
+            if isinstance(row.get("id"), int) and not isinstance(row["id"], bool):
+                row["id"] = str(row["id"])
+            wrong = [f"{key} ({type(row[key]).__name__})" for key in fields
+                     if row.get(key) is not None and not isinstance(row[key], str)]  # fmt: skip
+            if wrong:
+                raise DataError(f"{path}:{number}: field(s) must be text: {', '.join(wrong)}")
+            missing = [key for key in fields if not isinstance(row.get(key), str) or not row[key].strip()]
             if missing:
                 raise DataError(f"{path}:{number}: missing or empty field(s): {', '.join(missing)}")
-            if row["label"] not in LABELS:
+            if "label" in fields and row["label"] not in LABELS:
                 raise DataError(f"{path}:{number}: unknown label {row['label']!r} (expected one of {', '.join(LABELS)})")
             rows.append(row)
     if not rows:
         raise DataError(f"{path}: no examples")
     return rows
+
+
+def read_json(path: str | Path) -> Any:
+    """One JSON file we wrote (run.json, metrics.json, a seed group); a damaged one fails naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: damaged JSON file ({err}); restore it or train the run again") from None
 
 
 def load_splits(paths: dict[str, str], augment: Callable[[list[dict]], list[dict]] | None = None) -> DatasetDict:

@@ -172,8 +172,25 @@ def metric_info(description: str, inputs_description: str, citation: str = "", p
     )
 
 
+def eval_folder(run_dir: Path, name: str, data: str | Path, force: bool = False) -> Path:
+    """RUN/eval/<name>/ for an evaluation on `data`: refuse one that holds another data file's evaluation
+    (say, --data elsewhere/test.jsonl against the official test split) unless `force`."""
+    from .data import read_json
+
+    out_dir = run_dir / "eval" / name
+    metrics = out_dir / "metrics.json"
+    if metrics.is_file() and not force:
+        earlier = read_json(metrics).get("data", {})
+        if earlier.get("sha256") != sha256_file(data):
+            raise FileExistsError(
+                f"{out_dir} holds the evaluation on {earlier.get('path')} (another file's content than {data}): "
+                f"rename your data file, or pass --force to replace that evaluation"
+            )
+    return out_dir
+
+
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None,
-                 swaps: int = SWAPS, swap_seed: int = 0, name: str | None = None) -> Path:  # fmt: skip
+                 swaps: int = SWAPS, swap_seed: int = 0, name: str | None = None, force: bool = False) -> Path:  # fmt: skip
     """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/.
 
     The folder holds predictions.jsonl, swaps.jsonl (the country-swap copies and their predictions),
@@ -195,6 +212,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     else:
         name = name or Path(data).name.removesuffix(".jsonl").removesuffix(".json")
     examples = read_jsonl(data)
+    out_dir = eval_folder(run_dir, name, data, force)
     predictor = predictor or Predictor.from_run(run_dir)
     copies = swap_set(examples, swap_gazetteer(predictor), swaps, swap_seed) if swaps else []
     outputs = predictor.predict([(row["country"], row["text"]) for row in [*examples, *copies]])
@@ -218,7 +236,6 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
         "swap_macro_f1": swap["macro_f1"],
         "swap": {"k": swaps, "seed": swap_seed, **swap},
     }
-    out_dir = run_dir / "eval" / name
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(out_dir / "predictions.jsonl", rows)
     write_jsonl(out_dir / "swaps.jsonl", swapped)

@@ -11,20 +11,24 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
+import transformers
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.utils.class_weight import compute_class_weight
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import (
     DataCollatorWithPadding,
+    ProgressCallback,
     Trainer,
     TrainerCallback,
     TrainingArguments,
     set_seed,
 )
 
-from .config import Config, config_to_dict, dump_config, load_config
-from .data import LABELS, load_splits, sha256_file
+from .config import PATH_KEYS, PATH_RULE, Config, config_to_dict, dump_config, load_config
+from .data import LABELS, load_splits, read_json, read_jsonl, sha256_file
 from .modeling import (
     build_scratch_model,
     effective_max_length,
@@ -32,7 +36,7 @@ from .modeling import (
     load_pretrained,
     resolve_source,
 )
-from .mentions import GAZETTEER_FILE, copy_gazetteer, target_view
+from .mentions import GAZETTEER_FILE, copy_gazetteer, load_gazetteer, target_view
 from .segment import get_segmenter
 from .swap import swap_augmenter, uses_gazetteer
 
@@ -46,13 +50,22 @@ VERSIONED_PACKAGES = (
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "model.safetensors")
 
 
+# The Trainer's per-step loss lines: kept in the run's train.log, not printed (train_log.jsonl has them too).
+STEP_LOG = logging.getLogger(__name__ + ".steps")
+
+
 class RunFolderError(RuntimeError):
     """The run folder is in a state that this call must not touch (exists, or has nothing to resume)."""
 
 
 def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str = "") -> Path:
-    """Train one run described by `cfg` into `cfg.run_dir` and return that folder."""
+    """Train one run described by `cfg` into `cfg.run_dir` and return that folder.
+
+    The data is checked before the run folder is touched; a fresh run that fails before its first checkpoint
+    removes its folder again, so that a corrected retry needs no --force.
+    """
     run_dir = cfg.run_dir
+    check_inputs(cfg)
     checkpoint = _prepare_run_dir(cfg, run_dir, force=force, resume=resume)
     if checkpoint == "complete":
         log.info("%s is already complete; nothing to resume", run_dir)
@@ -63,15 +76,45 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
     handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+    STEP_LOG.addHandler(handler)
+    STEP_LOG.propagate = False
+    # One bar, training's: the data steps and saving log a line each instead of a bar per split or shard.
+    bars = datasets.utils.logging.is_progress_bar_enabled(), transformers.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     try:
         if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
             from .tfidf import fit_tfidf
 
             return fit_tfidf(cfg, run_dir, command)
         return _train(cfg, run_dir, checkpoint, command)
+    except BaseException:
+        if not resume and last_complete_checkpoint(run_dir / "checkpoints") is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         logging.getLogger().removeHandler(handler)
+        STEP_LOG.removeHandler(handler)
+        STEP_LOG.propagate = True
+        if bars[0]:
+            datasets.utils.logging.enable_progress_bar()
+        if bars[1]:
+            transformers.utils.logging.enable_progress_bar()
         handler.close()
+
+
+def check_inputs(cfg: Config) -> None:
+    """Fail before any folder is made or deleted when a file the run reads is missing or unusable."""
+    needed = {"data.train": cfg.data.train, "data.dev": cfg.data.dev}
+    if cfg.model.gazetteer and (uses_gazetteer(cfg) or cfg.model.type == "tfidf"):
+        needed["model.gazetteer"] = cfg.model.gazetteer
+    for key, path in needed.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{key}: {path} not found ({PATH_RULE})")
+    read_jsonl(cfg.data.train)
+    read_jsonl(cfg.data.dev)
+    if "model.gazetteer" in needed:
+        load_gazetteer(cfg.model.gazetteer)
 
 
 def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> Path:
@@ -79,6 +122,9 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
     paths = {"train": cfg.data.train, "dev": cfg.data.dev}
     gazetteer = copy_gazetteer(cfg.model.gazetteer, run_dir) if uses_gazetteer(cfg) else None
     data = load_splits(paths, augment=swap_augmenter(cfg, gazetteer))
+    log.info("preparing %d train and %d dev examples (%s segmentation%s%s)", len(data["train"]), len(data["dev"]),
+             segmenter.name, ", target marked" if cfg.model.mark_target else "",
+             ", third-country target masked" if cfg.model.mask_target else "")  # fmt: skip
     if cfg.model.mark_target or cfg.model.mask_target:
 
         def view(batch):
@@ -144,8 +190,11 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
         compute_metrics=compute_metrics,
         callbacks=[RunLogCallback(run_dir)],
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(TrainingBar())
     started = time.time()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    with logging_redirect_tqdm():  # log lines above the bar, not glued to it
+        trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(run_dir / "model"))  # the best checkpoint, reloaded by load_best_model_at_end
 
     epochs = [row for row in trainer.state.log_history if "eval_macro_f1" in row]
@@ -205,6 +254,24 @@ def compute_metrics(prediction) -> dict[str, float]:
     }
 
 
+class TrainingBar(ProgressCallback):
+    """The Trainer's progress bar without its nested bar per evaluation; loss lines go to train.log (STEP_LOG)
+    and each epoch's dev score is one log line."""
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        pass
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        if "eval_macro_f1" in logs:
+            log.info("epoch %g: dev macro-F1 %.4f, accuracy %.4f, loss %.4f", logs.get("epoch", 0),
+                     logs["eval_macro_f1"], logs["eval_accuracy"], logs["eval_loss"])  # fmt: skip
+        else:
+            row = {key: value for key, value in logs.items() if key != "total_flos"}
+            STEP_LOG.info("step %d: %s", state.global_step, json.dumps(row))
+
+
 class RunLogCallback(TrainerCallback):
     """Keeps dev_metrics.jsonl (one line per epoch) and train_log.jsonl in step with the Trainer's history.
 
@@ -234,12 +301,13 @@ def _prepare_run_dir(cfg: Config, run_dir: Path, *, force: bool, resume: bool) -
         if not (run_dir / "config.yaml").is_file():
             raise RunFolderError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
         saved = load_config(run_dir / "config.yaml")
-        if config_to_dict(saved) != config_to_dict(cfg):
-            changed = _diff_keys(config_to_dict(saved), config_to_dict(cfg))
+        changed = _diff_keys(_comparable(saved), _comparable(cfg))
+        if changed:
             raise RunFolderError(f"{run_dir}: config differs from the interrupted run in {', '.join(changed)}")
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
+        info = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
         if info.get("status") == "complete":
             return "complete"
+        _check_same_data(cfg, run_dir, info)
         return last_complete_checkpoint(run_dir / "checkpoints")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not force:
@@ -247,10 +315,50 @@ def _prepare_run_dir(cfg: Config, run_dir: Path, *, force: bool, resume: bool) -
                 f"{run_dir} already exists and is not empty: use --force to overwrite it, "
                 f"--resume to continue it, or choose another run_name"
             )
+        if not is_run_folder(run_dir):
+            raise RunFolderError(
+                f"{run_dir} is not a run folder (no run.json or config.yaml of ours): --force only replaces "
+                f"runs, never other folders; choose another run_name or output_dir"
+            )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     return None
+
+
+def is_run_folder(folder: Path) -> bool:
+    """True when `folder` holds the run.json or config.yaml that fit writes (so --force may replace it)."""
+    try:
+        info = read_json(folder / "run.json") if (folder / "run.json").is_file() else None
+        if isinstance(info, dict) and "status" in info and "labels" in info:
+            return True
+        return (folder / "config.yaml").is_file() and bool(load_config(folder / "config.yaml"))
+    except ValueError:  # not ours: unreadable, or another program's config.yaml
+        return False
+
+
+def _comparable(cfg: Config) -> dict:
+    """The config as a dict with absolute paths: the same file named from another folder is no change."""
+    values = config_to_dict(cfg)
+    for key in PATH_KEYS:
+        section, _, name = key.rpartition(".")
+        owner = values[section] if section else values
+        if owner[name] and Path(owner[name]).exists():
+            owner[name] = str(Path(owner[name]).resolve())
+    return values
+
+
+def _check_same_data(cfg: Config, run_dir: Path, info: dict) -> None:
+    """Refuse to resume on a train or dev file whose content changed since the run started (run.json's sha256)."""
+    for split in ("train", "dev"):
+        recorded = (info.get("data") or {}).get(split)
+        path = getattr(cfg.data, split)
+        if recorded and sha256_file(path) != recorded["sha256"]:
+            raise RunFolderError(
+                f"{run_dir}: data.{split} {path} changed since the run started (sha256 {recorded['sha256'][:12]}… "
+                f"is now {sha256_file(path)[:12]}…); resuming would train on two data sets: start a new run "
+                f"(another run_name, or --force)"
+            )
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from .data import read_json
 from .mentions import load_gazetteer, target_view
 from .segment import Segmenter, get_segmenter
 
@@ -33,7 +33,7 @@ class Predictor:
         info_path = run_dir / "run.json"
         if not info_path.is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
-        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info = read_json(info_path)
         if info.get("model_type") == "tfidf":  # the baseline keeps its own format; same interface
             from .tfidf import TfidfPredictor
 

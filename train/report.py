@@ -139,7 +139,8 @@ def write_article_reports(m: dict, out_dir: Path) -> None:
 
 def markdown_table(header: Sequence[str], rows: list[list[Any]]) -> list[str]:
     def cell(value: Any) -> str:
-        return fmt(value).replace("|", "\\|").replace("\n", " ")
+        # Quoted sentences are news text: escape HTML, as report.html does, so a viewer shows it and runs nothing.
+        return html.escape(fmt(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]

@@ -19,7 +19,7 @@ from typing import Any
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
 from .batch import MIN_EVIDENCE, _read_rows, aggregate, iter_documents, predict_documents
-from .data import DataError
+from .data import LABELS, DataError, read_jsonl
 
 SWEEP = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
@@ -30,19 +30,15 @@ def read_gold(path: str | Path) -> dict[tuple[str, str], str]:
     if not path.is_file():
         raise DataError(f"{path}: no gold file (expected one verdict per article and country)")
     gold: dict[tuple[str, str], str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-        if isinstance(row, dict) and isinstance(row.get("countries"), dict) and isinstance(row.get("file"), str):
+    for number, row in enumerate(read_jsonl(path, fields=()), start=1):
+        if isinstance(row.get("countries"), dict) and isinstance(row.get("file"), str):
             gold.update({(row["file"], country): label for country, label in row["countries"].items()})
-        elif isinstance(row, dict) and all(isinstance(row.get(key), str) for key in ("article", "country", "label")):
+        elif all(isinstance(row.get(key), str) for key in ("article", "country", "label")):
             gold[(row["article"], row["country"])] = row["label"]
         else:
-            raise DataError(f"{path}:{number}: expected 'article', 'country', 'label' or 'file' and 'countries'")
+            raise DataError(f"{path}: verdict {number}: expected 'article', 'country', 'label' or 'file', 'countries'")
+        if not set(gold.values()) <= set(LABELS):
+            raise DataError(f"{path}: verdict {number}: unknown label (expected one of {', '.join(LABELS)})")
     if not gold:
         raise DataError(f"{path}: no verdicts")
     return gold
