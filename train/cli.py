@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--gazetteer", help="country gazetteer YAML (default: data/countries.yaml of the package)")
     predict.add_argument("--resume", action="store_true", help="batch mode: skip documents already finished in DIR")
     predict.add_argument("--force", action="store_true", help="batch mode: overwrite earlier outputs in DIR")
-    predict.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
-    predict.add_argument("--top-k", type=int, default=3, help="evidence sentences per article and country")
-    predict.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    predict.add_argument("--batch-size", type=_at_least_one, default=32, help="pairs per forward pass")
+    predict.add_argument("--top-k", type=_at_least_one, default=3, help="evidence sentences per article and country")
+    predict.add_argument("--threads", type=_at_least_one, default=1, help="torch CPU threads")
 
     data = sub.add_parser("data", help="check and describe the stance dataset")
     data.add_argument("action", choices=("validate", "stats", "split", "add", "agreement"))
@@ -81,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
         # Our own errors already name the file, line or key; a traceback would bury that.
         print(f"stance {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type for counts: a batch of 0 pairs or 0 evidence sentences makes no sense."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -141,6 +152,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.input:
+        _check_inputs(args.input)  # before the model loads: a typo fails at once, and nothing is written
     import torch
 
     from .predict import Predictor
@@ -200,21 +213,37 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_inputs(inputs: list[str]) -> None:
+    from pathlib import Path
+
+    missing = [item for item in inputs if item != "-" and not Path(item).exists()]
+    if missing:
+        raise FileNotFoundError(f"--input: no such file or folder: {', '.join(missing)} (nothing was written)")
+    if inputs.count("-") > 1:
+        raise ValueError("--input: '-' (stdin) can be given only once: stdin is read to its end the first time")
+
+
 def _predict_batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .batch import iter_documents, predict_documents
+    from .batch import check_output_folder, iter_documents, predict_documents
+    from .data import sha256_file
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
-    from .predict import Predictor
+    from .predict import Predictor, run_identity
 
     if not (args.input and args.output):
         raise ValueError("batch mode needs both --input PATH... and --output DIR")
-    gazetteer = load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
+    check_output_folder(Path(args.output))  # again under the lock; here so a wrong folder fails before the model loads
+    gazetteer_path = Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER
+    gazetteer = load_gazetteer(gazetteer_path)
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
+    # What --resume must find unchanged: the model, and the options that decide the rows.
+    settings = {"model": run_identity(args.run), "text_field": args.text_field,
+                "gazetteer": {"path": str(gazetteer_path.resolve()), "sha256": sha256_file(gazetteer_path)}}  # fmt: skip
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
         stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
-                                  force=args.force, top_k=args.top_k)  # fmt: skip
+                                  force=args.force, settings=settings, top_k=args.top_k)  # fmt: skip
     except KeyboardInterrupt:
         print(f"stance predict: interrupted; finished documents are kept in {args.output}; "
               "run again with --resume to continue", file=sys.stderr)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +10,19 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from .data import sha256_file
 from .mentions import load_gazetteer, mark_target
 from .segment import Segmenter, get_segmenter
+
+
+def run_identity(run_dir: str | Path) -> dict:
+    """The run's absolute path and one SHA-256 over every file in its model folder (weights, tokenizer, TF-IDF
+    params): a batch output folder records it, and --resume refuses to mix in another model's rows."""
+    run_dir = Path(run_dir).resolve()
+    digest = hashlib.sha256()
+    for path in sorted(path for path in (run_dir / "model").rglob("*") if path.is_file()):
+        digest.update(f"{path.relative_to(run_dir).as_posix()} {sha256_file(path)}\n".encode())
+    return {"run": str(run_dir), "sha256": digest.hexdigest()}
 
 
 @dataclass
