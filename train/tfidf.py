@@ -81,7 +81,7 @@ class Featurizer:
 
     def __call__(self, pairs: list[tuple[str, str]], desc: str = "featurizing") -> dict[str, list[str]]:
         texts = {"word": [], "char": [], "target": []}
-        for country, text in tqdm(pairs, desc=desc, disable=len(pairs) < 500):
+        for country, text in tqdm(pairs, desc=desc, disable=len(pairs) < 500 or not desc):
             # The gazetteer's forms are NFC; text pasted from the web may be decomposed.
             text, country = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", country)
             marked, _ = replace_target(text, country, self.gazetteer)
@@ -194,7 +194,8 @@ class TfidfPredictor:
         return cls(params, arrays, list(params["labels"]), get_segmenter(info["segmenter"]["name"]), gazetteer)
 
     def predict(self, pairs: list[tuple[str, str]]) -> list[dict]:
-        texts = Featurizer(self.segmenter, self.params["window"], self.gazetteer)(pairs)
+        # No bar of its own: batch predict calls this once per step under its one "predicting" bar.
+        texts = Featurizer(self.segmenter, self.params["window"], self.gazetteer)(pairs, desc="")
         blocks = {
             name: {**block, "idf": self.arrays[f"idf_{name}"]} for name, block in self.params["blocks"].items()
         }
