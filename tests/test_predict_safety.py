@@ -1,5 +1,6 @@
 """`stance predict` loses nothing: unique ids, a locked output folder, checked resumes, never a user's files."""
 
+import csv
 import json
 import os
 import subprocess
@@ -33,10 +34,14 @@ def test_same_names_reused_ids_and_duplicates_are_all_kept_or_reported(tiny_run,
     table.write_text("".join(json.dumps({"id": "r1", "text": text}, ensure_ascii=False) + "\n"
                              for text in ("Mỹ viện trợ Kiev.", "Anh viện trợ Kiev.", "Mỹ viện trợ Kiev.")),
                      encoding="utf-8")  # fmt: skip
+    latin1 = tmp_path / "latin1"
+    latin1.mkdir()
+    (latin1 / "t.csv").write_bytes("id,text\nc1,Nga phản đối\nc2,Pháp café\n".encode("utf-8").replace(b"\xc3\xa9", b"\xe9"))
+    (latin1 / "t.jsonl").write_bytes(b'{"id": "j1", "text": "Ph\xe1p"}\n')
     out = tmp_path / "out"
     # in1/a.txt twice (through its folder and by name) is a true duplicate; everything else is a document.
     done = predict_cli(tiny_run, "--input", str(first), str(second), str(table), str(first / "a.txt"),
-                       "--output", str(out))  # fmt: skip
+                       str(latin1), "--output", str(out))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     ledger = rows(out / "documents.jsonl")
     ok = {row["article"]: row["source"] for row in ledger if row["status"] == "ok"}
@@ -51,7 +56,10 @@ def test_same_names_reused_ids_and_duplicates_are_all_kept_or_reported(tiny_run,
     assert skipped[f"{table}:3"]["reason"].startswith(f"duplicate of {table}:1")
     assert skipped[str(second / "a.txt")]["status"] == "warning"  # renamed, and said so
     assert "duplicate of" in done.stderr
-    assert json.loads(done.stdout) | {"ok": 6, "skipped": 2} == json.loads(done.stdout)
+    # A table in another encoding is skipped whole, with where it went wrong, not read with replacement characters.
+    assert skipped[str(latin1 / "t.csv")]["reason"].startswith("not UTF-8 (bad byte on line 3, byte 13)")
+    assert skipped[str(latin1 / "t.jsonl")]["reason"].startswith("not UTF-8 (bad byte on line 1")
+    assert json.loads(done.stdout) | {"ok": 6, "skipped": 4} == json.loads(done.stdout)
 
     # Resume with the inputs in another order: the same ids, nothing done twice, nothing lost.
     again = predict_cli(tiny_run, "--input", str(table), str(second), str(first), "--output", str(out), "--resume")
@@ -101,12 +109,12 @@ def test_resume_refuses_another_model(tiny_run, tmp_path):
     done = predict_cli(tfidf, "--input", str(inputs), "--output", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "featurizing" not in done.stderr and "predicting" in done.stderr  # one bar, not one per batch
-    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.name != ".lock"}
     refused = predict_cli(tiny_run, "--input", str(inputs), "--output", str(out), "--resume")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "--resume refused" in refused.stderr and f"run {tfidf.resolve()}" in refused.stderr, refused.stderr[-2000:]
     assert f"run {tiny_run.resolve()}" in refused.stderr
-    assert before == {path.name: path.read_bytes() for path in out.iterdir()}
+    assert before == {path.name: path.read_bytes() for path in out.iterdir() if path.name != ".lock"}
     other_field = predict_cli(tfidf, "--input", str(inputs), "--output", str(out), "--resume", "--text-field", "body")
     assert other_field.returncode == 2 and "text_field ('text' then, 'body' now)" in other_field.stderr
 
@@ -138,3 +146,37 @@ def test_bad_arguments_fail_at_once_with_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as stop:
             main(["predict", str(tmp_path), "--input", "-", "--output", str(out), option, value])
         assert stop.value.code == 2 and f"argument {option}: must be at least 1" in capsys.readouterr().err
+
+
+def test_csv_cells_never_run_as_formulas_and_unaccented_text_is_flagged(tmp_path):
+    from train.batch import iter_documents, predict_documents
+    from train.mentions import load_gazetteer
+
+    from .test_batch_predict import KeywordPredictor
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "=HYPERLINK(1).txt").write_text("Đức viện trợ Ukraine.", encoding="utf-8")
+    (inputs / "-x.txt").write_text("- Pháp viện trợ Ukraine.", encoding="utf-8")
+    (inputs / "khong dau.txt").write_text("Hoa Ky va Phap vien tro them cho Ukraine trong cuoc chien voi Nga.",
+                                          encoding="utf-8")  # fmt: skip
+    (inputs / "khong dau 2.txt").write_text("Hoa Ky va Phap vien tro them.", encoding="utf-8")
+    gaz = load_gazetteer(MINI_GAZ)
+    out = tmp_path / "out"
+    predict_documents(KeywordPredictor(), iter_documents([str(inputs)]), gaz, out, progress=False)
+    with (out / "articles.csv").open(encoding="utf-8", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert {"'=HYPERLINK(1).txt", "'-x.txt"} <= {row["article"] for row in table}
+    assert [row["evidence"] for row in table if row["article"] == "'-x.txt"][0].startswith("'- Pháp")
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in table for cell in row.values())
+    # The escaped ids survive a resume's repair of the CSV.
+    predict_documents(KeywordPredictor(), iter_documents([str(inputs)]), gaz, out, resume=True, progress=False)
+    with (out / "articles.csv").open(encoding="utf-8", newline="") as handle:
+        assert list(csv.DictReader(handle)) == table
+
+    skipped = {row["article"]: row for row in rows(out / "skipped.jsonl")}
+    assert skipped["khong dau.txt"]["status"] == "warning"  # Nga/Ukraine found, the rest missed: used, and said so
+    assert "almost no Vietnamese diacritics" in skipped["khong dau.txt"]["reason"]
+    assert skipped["khong dau 2.txt"]["status"] == "skipped"
+    assert "almost no Vietnamese diacritics" in skipped["khong dau 2.txt"]["reason"]
+    assert not any(name in skipped for name in ("=HYPERLINK(1).txt", "-x.txt"))  # accented text is not flagged
