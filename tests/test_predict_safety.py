@@ -93,13 +93,18 @@ def test_a_second_run_into_the_same_folder_fails_at_once(tiny_run, tmp_path):
     assert [row["source"] for row in rows(out / "documents.jsonl")] == ["stdin"]  # nothing of the second run
 
 
-def test_resume_refuses_another_model(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def tfidf_run(tmp_path_factory):
     from train.config import load_config
     from train.fit import fit
 
     from .conftest import mini_overrides
 
-    tfidf = fit(load_config(REPO / "configs" / "tfidf.yaml", mini_overrides(tmp_path / "runs", run_name="tf")))
+    return fit(load_config(REPO / "configs" / "tfidf.yaml", mini_overrides(tmp_path_factory.mktemp("runs"), run_name="tf")))
+
+
+def test_resume_refuses_another_model(tiny_run, tfidf_run, tmp_path):
+    tfidf = tfidf_run
     inputs = tmp_path / "in"
     inputs.mkdir()
     for number in range(70):  # about 700 pairs: more than one step's worth
@@ -180,3 +185,58 @@ def test_csv_cells_never_run_as_formulas_and_unaccented_text_is_flagged(tmp_path
     assert skipped["khong dau 2.txt"]["status"] == "skipped"
     assert "almost no Vietnamese diacritics" in skipped["khong dau 2.txt"]["reason"]
     assert not any(name in skipped for name in ("=HYPERLINK(1).txt", "-x.txt"))  # accented text is not flagged
+
+
+def test_a_damaged_run_folder_is_one_line_naming_the_file(tiny_run, tfidf_run, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+
+    from train.cli import main
+    from train.predict import Predictor
+
+    def damaged(run, remove=(), add=None):
+        copy = tmp_path / f"{run.name}-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(run, copy)
+        for name in remove:
+            (copy / name).unlink() if (copy / name).is_file() else shutil.rmtree(copy / name)
+        if add:
+            add(copy)
+        return copy
+
+    cases = [
+        (damaged(tiny_run, ["model/model.safetensors"]), "model/model.safetensors: missing"),
+        (damaged(tiny_run, ["model/config.json"]), "model/config.json: missing"),
+        (damaged(tiny_run, ["model/vocab.txt"]), "model/vocab.txt: missing"),
+        (damaged(tiny_run, ["model/bpe.codes"]), "model/bpe.codes: missing"),
+        (damaged(tiny_run, ["model"]), "model: missing, though run.json says training finished"),
+        (damaged(tiny_run, ["model/model.safetensors"], lambda run: (run / "model" / "pytorch_model.bin").write_bytes(b"x")),
+         "model/pytorch_model.bin: pickle weights are refused"),
+        (damaged(tfidf_run, ["model/weights.npz"]), "model/weights.npz: missing"),
+        (damaged(tfidf_run, ["model/weights.npz"], lambda run: np.savez(run / "model" / "weights.npz",
+                                                                       coef=np.array([{"a": 1}], dtype=object))),
+         "model/weights.npz: cannot load"),
+    ]  # fmt: skip
+    for run, message in cases:
+        with pytest.raises((ValueError, FileNotFoundError), match="^" + str(run / message).replace(".", r"\.")):
+            Predictor.from_run(run)
+    run, message = cases[0]
+    capsys.readouterr()
+    assert main(["predict", str(run), "--country", "Nga", "--text", "Nga phản đối trừng phạt."]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"stance predict: error: {run / message}; the run's model folder is incomplete"
+
+
+def test_pair_mode_with_an_unmentioned_country_says_so_and_answers_none(tiny_run, capsys):
+    from train.cli import main
+
+    args = ["predict", str(tiny_run), "--gazetteer", str(MINI_GAZ), "--text", "Ông Putin phản đối trừng phạt."]
+    assert main([*args, "--country", "Nga"]) == 0  # Putin is Nga in the gazetteer: a real answer
+    answered = capsys.readouterr()
+    assert set(json.loads(answered.out)["probs"]) == {"pro_ukraine", "pro_russia", "neutral", "none"}
+    assert "warning" not in answered.err
+    assert main([*args, "--country", "Pháp"]) == 0
+    unmentioned = capsys.readouterr()
+    result = json.loads(unmentioned.out)
+    assert result["label"] == "none" and result["probs"] is None
+    assert "warning: 'Pháp' is not mentioned in the text" in unmentioned.err

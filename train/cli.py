@@ -155,15 +155,30 @@ def _predict(args: argparse.Namespace) -> int:
     if args.input:
         _check_inputs(args.input)  # before the model loads: a typo fails at once, and nothing is written
     import torch
+    from transformers.utils import logging as hf_logging
 
     from .predict import Predictor
 
     torch.set_num_threads(args.threads)
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar for a model that loads in a blink is noise
     if args.input or args.output:
         return _predict_batch(args)
     if not (args.country and args.text):
         raise ValueError("give --country and --text for one pair, or --input PATH... --output DIR for a batch")
-    result = Predictor.from_run(args.run).predict([(args.country, args.text)])[0]
+    import unicodedata
+    from pathlib import Path
+
+    from .mentions import DEFAULT_GAZETTEER, load_gazetteer, target_spans
+
+    predictor = Predictor.from_run(args.run)
+    gazetteer = predictor.gazetteer or load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
+    country, text = (unicodedata.normalize("NFC", value) for value in (args.country, args.text))
+    if target_spans(text, country, gazetteer):
+        result = predictor.predict([(args.country, args.text)])[0]
+    else:  # the model was only ever shown sentences that mention their target: its answer would be a guess
+        note = f"{args.country!r} is not mentioned in the text (by any name the gazetteer knows): label none"
+        print(f"stance predict: warning: {note}", file=sys.stderr)
+        result = {"label": "none", "probs": None, "warning": note}
     print(json.dumps({"country": args.country, "text": args.text, **result}, ensure_ascii=False))
     return 0
 
