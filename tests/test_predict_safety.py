@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -56,6 +57,8 @@ def test_same_names_reused_ids_and_duplicates_are_all_kept_or_reported(tiny_run,
     assert skipped[f"{table}:3"]["reason"].startswith(f"duplicate of {table}:1")
     assert skipped[str(second / "a.txt")]["status"] == "warning"  # renamed, and said so
     assert "duplicate of" in done.stderr
+    warnings = [line.split("\r")[-1] for line in done.stderr.split("\n") if "WARNING" in line]
+    assert warnings and all(re.match(r"\d\d:\d\d:\d\d WARNING", line) for line in warnings)  # not inside the bar
     # A table in another encoding is skipped whole, with where it went wrong, not read with replacement characters.
     assert skipped[str(latin1 / "t.csv")]["reason"].startswith("not UTF-8 (bad byte on line 3, byte 13)")
     assert skipped[str(latin1 / "t.jsonl")]["reason"].startswith("not UTF-8 (bad byte on line 1")

@@ -241,6 +241,8 @@ def _check_inputs(inputs: list[str]) -> None:
 def _predict_batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from .batch import check_output_folder, iter_documents, predict_documents
     from .data import sha256_file
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
@@ -257,8 +259,9 @@ def _predict_batch(args: argparse.Namespace) -> int:
                 "gazetteer": {"path": str(gazetteer_path.resolve()), "sha256": sha256_file(gazetteer_path)}}  # fmt: skip
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
-        stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
-                                  force=args.force, settings=settings, top_k=args.top_k)  # fmt: skip
+        with logging_redirect_tqdm():  # a warning gets a line of its own instead of breaking into the bar
+            stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
+                                      force=args.force, settings=settings, top_k=args.top_k)  # fmt: skip
     except KeyboardInterrupt:
         print(f"stance predict: interrupted; finished documents are kept in {args.output}; "
               "run again with --resume to continue", file=sys.stderr)  # fmt: skip

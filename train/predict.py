@@ -16,11 +16,12 @@ from .segment import Segmenter, get_segmenter
 
 
 def run_identity(run_dir: str | Path) -> dict:
-    """The run's absolute path and one SHA-256 over every file in its model folder (weights, tokenizer, TF-IDF
-    params): a batch output folder records it, and --resume refuses to mix in another model's rows."""
+    """The run's absolute path and one SHA-256 over the files in its model folder (weights, tokenizer, TF-IDF
+    params; not a README model card, which evaluate may rewrite): a batch output folder records it, and
+    --resume refuses to mix in another model's rows."""
     run_dir = Path(run_dir).resolve()
     digest = hashlib.sha256()
-    for path in sorted(path for path in (run_dir / "model").rglob("*") if path.is_file()):
+    for path in sorted(path for path in (run_dir / "model").rglob("*") if path.is_file() and path.suffix != ".md"):
         digest.update(f"{path.relative_to(run_dir).as_posix()} {sha256_file(path)}\n".encode())
     return {"run": str(run_dir), "sha256": digest.hexdigest()}
 
