@@ -253,8 +253,8 @@ class Outputs:
         else:
             for name in (*self.FILES, "summary.md"):
                 (folder / name).unlink(missing_ok=True)
-            marker.write_text(json.dumps({"made_by": "stance predict", **settings}, indent=2, ensure_ascii=False) + "\n",
-                              encoding="utf-8")  # fmt: skip
+            record = {"made_by": "stance predict", **settings}
+            marker.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         self.claimed = dict(self.finished)  # ids taken so far, by earlier runs and by this one
         self._fds = {name: os.open(folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for name in self.FILES}
         if os.fstat(self._fds["articles.csv"]).st_size == 0:

@@ -255,8 +255,8 @@ def _predict_batch(args: argparse.Namespace) -> int:
     gazetteer = load_gazetteer(gazetteer_path)
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
     # What --resume must find unchanged: the model, and the options that decide the rows.
-    settings = {"model": run_identity(args.run), "text_field": args.text_field,
-                "gazetteer": {"path": str(gazetteer_path.resolve()), "sha256": sha256_file(gazetteer_path)}}  # fmt: skip
+    gazetteer_id = {"path": str(gazetteer_path.resolve()), "sha256": sha256_file(gazetteer_path)}
+    settings = {"model": run_identity(args.run), "text_field": args.text_field, "gazetteer": gazetteer_id}
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
         with logging_redirect_tqdm():  # a warning gets a line of its own instead of breaking into the bar
