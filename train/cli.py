@@ -152,8 +152,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if args.input:
-        _check_inputs(args.input)  # before the model loads: a typo fails at once, and nothing is written
+    if args.input or args.output:
+        _check_batch_paths(args)  # before torch loads (seconds): a typo or a wrong folder fails at once
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -228,14 +228,19 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_inputs(inputs: list[str]) -> None:
+def _check_batch_paths(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from .batch import check_output_folder
+
+    inputs = args.input or []
     missing = [item for item in inputs if item != "-" and not Path(item).exists()]
     if missing:
         raise FileNotFoundError(f"--input: no such file or folder: {', '.join(missing)} (nothing was written)")
     if inputs.count("-") > 1:
         raise ValueError("--input: '-' (stdin) can be given only once: stdin is read to its end the first time")
+    if args.output:
+        check_output_folder(Path(args.output))  # checked again under the folder's lock
 
 
 def _predict_batch(args: argparse.Namespace) -> int:
@@ -243,14 +248,13 @@ def _predict_batch(args: argparse.Namespace) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .batch import check_output_folder, iter_documents, predict_documents
+    from .batch import iter_documents, predict_documents
     from .data import sha256_file
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
     from .predict import Predictor, run_identity
 
     if not (args.input and args.output):
         raise ValueError("batch mode needs both --input PATH... and --output DIR")
-    check_output_folder(Path(args.output))  # again under the lock; here so a wrong folder fails before the model loads
     gazetteer_path = Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER
     gazetteer = load_gazetteer(gazetteer_path)
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
