@@ -46,7 +46,7 @@ LOCK = ".lock"  # flock-ed for the whole run, so two runs never write into one f
 
 @dataclass
 class Document:
-    article: str  # id in the outputs: the file name (relative to a folder input) or file#row for tables
+    article: str  # id in the outputs: the file name (relative to a folder input) or file#row; see Outputs.claim
     source: str
     sha256: str = ""  # of the document's bytes: the same id with other bytes is another document
     text: str = ""
