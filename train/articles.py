@@ -145,6 +145,17 @@ def clean_page(text: str) -> str:
     return "\n".join(kept)
 
 
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def diacritic_share(text: str) -> tuple[float, int]:
+    """The share of words that carry a diacritic or đ, and the number of words. Vietnamese news runs at 0.74-0.83
+    (data/articles and the seed pages; no sentence of data/stance falls below 0.38); text typed without accents
+    ("Nga va Ukraine", "Hoa Ky") is near 0, and so is English."""
+    words = _LETTERS.findall(text)
+    return (sum(not word.isascii() for word in words) / len(words) if words else 0.0), len(words)
+
+
 # Abbreviations that end in a dot but do not end a sentence ("TS. Nguyễn", "Mr. Smith", "v.v. và").
 _ABBREVIATIONS = {
     "tp", "tt", "ts", "ths", "th.s", "gs", "pgs", "pgs.ts", "gs.ts", "bs", "ks", "ls", "nxb", "q", "p", "st",

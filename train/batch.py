@@ -17,6 +17,8 @@ Aggregation rule (one verdict per article and country, from the sentences that m
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import logging
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .articles import clean_page, html_to_text, split_sentences
+from .articles import clean_page, diacritic_share, html_to_text, split_sentences
 from .mentions import Gazetteer
 
 log = logging.getLogger(__name__)
@@ -39,15 +41,19 @@ TABLE_SUFFIXES = {".jsonl", ".csv"}
 # A sentence counts as stance-bearing only when the model gives its stance at least this probability.
 MIN_EVIDENCE = 0.0
 CSV_FIELDS = ["article", "country", "label", "confidence", "n_sentences", "n_stance_sentences", "evidence", "source"]
+UNACCENTED = 0.15  # below this share of words with diacritics, a text is not accented Vietnamese (see diacritic_share)
+MARKER = "predict.json"  # written first into an output folder: it is ours, and what model and settings fill it
+LOCK = ".lock"  # flock-ed for the whole run, so two runs never write into one folder
 
 
 @dataclass
 class Document:
-    article: str  # id in the outputs: the file name (relative to a folder input) or file#row for tables
+    article: str  # id in the outputs: the file name (relative to a folder input) or file#row; see Outputs.claim
     source: str
+    sha256: str = ""  # of the document's bytes: the same id with other bytes is another document
     text: str = ""
     problem: str = ""  # why it cannot be used; empty when it can
-    warning: str = ""  # used anyway, but with a note (truncated)
+    warning: str = ""  # used anyway, but with a note (truncated, renamed, unaccented)
     html: bool = False
 
 
@@ -65,7 +71,7 @@ def iter_documents(inputs: Iterable[str], text_field: str = "text", stdin=None) 
     for item in inputs:
         if item == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            yield _from_bytes("stdin", "-", stream.read(MAX_BYTES + 1), html=False)
+            yield _from_bytes("stdin", "stdin", stream.read(MAX_BYTES + 1), html=False)
             continue
         path = Path(item)
         if path.is_dir():
@@ -85,7 +91,10 @@ def _readable_suffix(path: Path) -> bool:
 def _from_file(path: Path, article: str, text_field: str) -> Iterator[Document]:
     suffix = path.suffix.lower()
     try:
-        if suffix == ".jsonl":
+        problem = _not_utf8(path) if suffix in TABLE_SUFFIXES else ""
+        if problem:  # one bad byte means the whole file is in another encoding: decoding it would garble names
+            yield Document(article, str(path), problem=problem)
+        elif suffix == ".jsonl":
             yield from _from_jsonl(path, article, text_field)
         elif suffix == ".csv":
             yield from _from_csv(path, article, text_field)
@@ -97,8 +106,19 @@ def _from_file(path: Path, article: str, text_field: str) -> Iterator[Document]:
         yield Document(article, str(path), problem=f"cannot read: {err.strerror or err}")
 
 
+def _not_utf8(path: Path) -> str:
+    """Why a table is not UTF-8 (line and column of the first bad byte), or "" when it is."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")  # a character never spans lines: b"\n" is never part of a multi-byte one
+            except UnicodeDecodeError as err:
+                return f"not UTF-8 (bad byte on line {number}, byte {err.start + 1}); save it as UTF-8"
+    return ""
+
+
 def _from_bytes(article: str, source: str, raw: bytes, html: bool) -> Document:
-    doc = Document(article, source, html=html)
+    doc = Document(article, source, html=html, sha256=hashlib.sha256(raw).hexdigest())
     if len(raw) > MAX_BYTES:
         raw = raw[:MAX_BYTES]
         doc.warning = f"larger than {MAX_BYTES / 2**20:g} MB: truncated"
@@ -139,7 +159,7 @@ def _from_jsonl(path: Path, article: str, text_field: str) -> Iterator[Document]
 
 def _from_csv(path: Path, article: str, text_field: str) -> Iterator[Document]:
     csv.field_size_limit(MAX_BYTES * 2)
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.DictReader(handle)
         if text_field not in (reader.fieldnames or []):
             yield Document(article, str(path), problem=f"no {text_field!r} column (columns: {reader.fieldnames})")
@@ -162,6 +182,11 @@ def prepare(doc: Document, gazetteer: Gazetteer) -> Prepared:
         return prepared
     text = html_to_text(doc.text) if doc.html else doc.text
     prepared.sentences = split_sentences(clean_page(text))
+    share, n_words = diacritic_share(" ".join(prepared.sentences))
+    if n_words >= 3 and share < UNACCENTED:  # the gazetteer's names are accented: "Hoa Ky", "Phap" match nothing
+        note = (f"almost no Vietnamese diacritics ({share:.0%} of {n_words} words, news has about 75%): typed "
+                "without accents, or not Vietnamese? Country names written without accents are missed")  # fmt: skip
+        doc.warning = "; ".join(filter(None, (doc.warning, note)))
     for index, sentence in enumerate(prepared.sentences):
         found = gazetteer.countries(sentence)
         prepared.mentions.append(found)
@@ -204,23 +229,64 @@ class Outputs:
 
     FILES = ("sentences.jsonl", "articles.jsonl", "articles.csv", "skipped.jsonl", "documents.jsonl")
 
-    def __init__(self, folder: Path, resume: bool, force: bool):
+    def __init__(self, folder: Path, resume: bool, force: bool, settings: dict | None = None):
         self.folder = folder
+        check_output_folder(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        ledger = folder / "documents.jsonl"
+        self._lock = _lock(folder)
+        try:
+            self._open(resume, force, settings or {})
+        except BaseException:
+            os.close(self._lock)
+            raise
+
+    def _open(self, resume: bool, force: bool, settings: dict) -> None:
+        folder = self.folder
+        ledger, marker = folder / "documents.jsonl", folder / MARKER
         if ledger.exists() and not (resume or force):
             raise FileExistsError(f"{folder}: already holds predictions; pass --resume to continue or --force")
-        self.done: set[str] = set()
+        self.finished: dict[str, tuple[str, str]] = {}  # article id → (sha256 of its bytes, source), from the ledger
+        if resume and marker.exists():
+            _check_same(folder, settings)
         if resume and ledger.exists():
-            self.done = {row["article"] for row in _read_rows(ledger)}
+            self.finished = {row["article"]: (row.get("sha256", ""), row["source"]) for row in _read_rows(ledger)}
             for name in self.FILES:
-                _repair(folder / name, self.done)
+                _repair(folder / name, set(self.finished))
         else:
-            for name in self.FILES:
+            for name in (*self.FILES, "summary.md"):
                 (folder / name).unlink(missing_ok=True)
+            record = {"made_by": "stance predict", **settings}
+            marker.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        self.claimed = dict(self.finished)  # ids taken so far, by earlier runs and by this one
         self._fds = {name: os.open(folder / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for name in self.FILES}
         if os.fstat(self._fds["articles.csv"]).st_size == 0:
             self._write("articles.csv", _csv_line(CSV_FIELDS))
+
+    def claim(self, doc: Document) -> bool:
+        """Give the document an id no other document in this folder has; False when an earlier run finished
+        this very document (same id, same bytes). The id is the short name (file name, file#id) when free,
+        else the source (the path as given, path:line for a table row), else source@hash. The same id with
+        the same bytes twice in one run is a true duplicate: skipped with the reason, never dropped silently."""
+        doc.sha256 = doc.sha256 or hashlib.sha256(doc.source.encode()).hexdigest()
+        short, taken_by = doc.article, ""
+        for candidate in dict.fromkeys([short, doc.source, f"{doc.source}@{doc.sha256[:8]}"]):
+            holder = self.claimed.get(candidate)
+            if holder is None:
+                self.claimed[candidate] = (doc.sha256, doc.source)
+                doc.article = candidate
+                if taken_by:
+                    note = f"id {short!r} already belongs to {taken_by}: this one is {candidate!r}"
+                    doc.warning = "; ".join(filter(None, (doc.warning, note)))
+                return True
+            if holder[0] == doc.sha256:
+                doc.article = candidate
+                if candidate in self.finished:
+                    return False
+                doc.problem = f"duplicate of {holder[1]} (same id {candidate!r}, same bytes): predicted once"
+                log.warning("%s: %s", doc.source, doc.problem)
+                return True
+            taken_by = taken_by or holder[1]
+        raise RuntimeError(f"{doc.source}: no free id")  # unreachable: the last candidate holds the bytes' hash
 
     def _write(self, name: str, text: str) -> None:
         data = text.encode("utf-8")
@@ -234,17 +300,65 @@ class Outputs:
             self._write("articles.jsonl", "".join(_json_line(row) for row in article_rows))
             self._write("articles.csv", "".join(_csv_line(_csv_row(row)) for row in article_rows))
         if doc.problem or doc.warning:
-            reason = {"article": doc.article, "source": doc.source, "status": "skipped" if doc.problem else "truncated",
+            reason = {"article": doc.article, "source": doc.source, "status": "skipped" if doc.problem else "warning",
                       "reason": "; ".join(note for note in (doc.warning, doc.problem) if note)}  # fmt: skip
             self._write("skipped.jsonl", _json_line(reason))
         ledger = {"article": doc.article, "source": doc.source, "status": "skipped" if doc.problem else "ok",
-                  "sentences": n_sentences, "pairs": len(sentence_rows)}  # fmt: skip
+                  "sentences": n_sentences, "pairs": len(sentence_rows), "sha256": doc.sha256}  # fmt: skip
         self._write("documents.jsonl", _json_line(ledger))
-        self.done.add(doc.article)
 
     def close(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
+        os.close(self._lock)
+
+
+def check_output_folder(folder: Path) -> None:
+    """Write only into a new or empty folder, or one an earlier `stance predict` made (it holds our marker):
+    never over a user's own articles.csv or summary.md, not even with --force."""
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise FileExistsError(f"{folder}: exists and is not a folder")
+    names = {path.name for path in folder.iterdir()} - {LOCK}
+    if names and MARKER not in names:
+        raise FileExistsError(f"{folder}: not empty and not made by stance predict (no {MARKER}); "
+                              "choose a new or empty --output folder")  # fmt: skip
+
+
+def _lock(folder: Path) -> int:
+    """An exclusive lock on folder/.lock, held until close (the kernel drops it if the process dies)."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = (folder / LOCK).read_text(errors="replace").strip()
+        os.close(fd)
+        raise FileExistsError(f"{folder}: another stance predict (pid {holder or '?'}) is writing into it; "
+                              "wait for it to finish or choose another --output") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def _check_same(folder: Path, settings: dict) -> None:
+    """--resume continues only with the model and settings the folder was started with (see MARKER)."""
+    try:
+        recorded = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{folder / MARKER}: unreadable ({err}); cannot check what --resume continues") from None
+    changed = [f"{key} ({_describe(recorded.get(key))} then, {_describe(settings.get(key))} now)"
+               for key in sorted((set(recorded) | set(settings)) - {"made_by"})
+               if recorded.get(key) != settings.get(key)]  # fmt: skip
+    if changed:
+        raise ValueError(f"{folder}: --resume refused, it was started with another {'; '.join(changed)}; "
+                         "use another --output, or --force to start over")  # fmt: skip
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key} {str(item)[:12] if key == 'sha256' else item}" for key, item in value.items())
+    return repr(value)
 
 
 def _json_line(row: dict) -> str:
@@ -259,8 +373,13 @@ def _csv_line(values: list) -> str:
 
 def _csv_row(row: dict) -> list:
     evidence = " | ".join(item["sentence"] for item in row["evidence"])
-    return [row["article"], row["country"], row["label"], row["confidence"], row["n_sentences"],
-            row["n_stance_sentences"], evidence, row["source"]]  # fmt: skip
+    return [_cell(row["article"]), row["country"], row["label"], row["confidence"], row["n_sentences"],
+            row["n_stance_sentences"], _cell(evidence), _cell(row["source"])]  # fmt: skip
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet runs a cell that starts with = + - @ (or tab, CR) as a formula: a leading ' keeps it text."""
+    return "'" + text if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text
 
 
 def _read_rows(path: Path) -> Iterator[dict]:
@@ -284,7 +403,8 @@ def _repair(path: Path, done: set[str]) -> None:
             rows = list(csv.reader(src))  # CSV cells may hold newlines, so read records, not lines
             if rows:
                 dst.write(_csv_line(rows[0]))
-            dst.writelines(_csv_line(row) for row in rows[1:] if len(row) == len(CSV_FIELDS) and row[0] in done)
+            done_cells = {_cell(article) for article in done}
+            dst.writelines(_csv_line(row) for row in rows[1:] if len(row) == len(CSV_FIELDS) and row[0] in done_cells)
         else:
             for line in src:
                 if not line.endswith("\n"):
@@ -327,19 +447,21 @@ def predict_documents(
     *,
     resume: bool = False,
     force: bool = False,
+    settings: dict | None = None,
     pairs_per_step: int = 512,
     top_k: int = 3,
     min_evidence: float = 0.0,
     progress: bool = True,
 ) -> dict:
-    """Run the whole pipeline; returns counts {"ok", "skipped", "already_done", "pairs"}.
+    """Run the whole pipeline; returns counts {"ok", "skipped", "already_done", "pairs"}. `settings` (the
+    model's identity, input options) are recorded in the folder; --resume refuses to continue with others.
 
     Documents are gathered until about `pairs_per_step` pairs are waiting, so the model sees full, length-
     sorted batches even when each article is short; results are written document by document right after.
     """
     from tqdm.auto import tqdm
 
-    out = Outputs(Path(out_dir), resume=resume, force=force)
+    out = Outputs(Path(out_dir), resume=resume, force=force, settings={**(settings or {}), "top_k": top_k})
     stats = {"ok": 0, "skipped": 0, "already_done": 0, "pairs": 0, "sentences": 0}
     bar = tqdm(unit="doc", desc="predicting", disable=not progress, dynamic_ncols=True)
     started = time.perf_counter()
@@ -357,20 +479,22 @@ def predict_documents(
 
     try:
         for doc in documents:
-            if doc.article in out.done:
+            if not out.claim(doc):
                 stats["already_done"] += 1
                 continue
+            waiting.append(prepare(doc, gazetteer))
             if doc.warning:
                 log.warning("%s: %s", doc.source, doc.warning)
-            waiting.append(prepare(doc, gazetteer))
             # Country-free documents count too, so a long run of them cannot pile up in memory.
             if len(waiting) >= 64 or sum(len(item.pairs) for item in waiting) >= pairs_per_step:
                 flush()
         flush()
     finally:
         bar.close()
-        out.close()
-        write_summary(out.folder, predictor.labels)  # on Ctrl-C too: it counts what has been finished
+        try:
+            write_summary(out.folder, predictor.labels)  # on Ctrl-C too: it counts what has been finished
+        finally:
+            out.close()
     return stats
 
 

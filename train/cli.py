@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--gazetteer", help="country gazetteer YAML (default: data/countries.yaml of the package)")
     predict.add_argument("--resume", action="store_true", help="batch mode: skip documents already finished in DIR")
     predict.add_argument("--force", action="store_true", help="batch mode: overwrite earlier outputs in DIR")
-    predict.add_argument("--batch-size", type=int, default=32, help="pairs per forward pass")
-    predict.add_argument("--top-k", type=int, default=3, help="evidence sentences per article and country")
+    predict.add_argument("--batch-size", type=_at_least_one, default=32, help="pairs per forward pass")
+    predict.add_argument("--top-k", type=_at_least_one, default=3, help="evidence sentences per article and country")
     predict.add_argument("--min-evidence", type=float, help="a sentence gives its country a stance only when the "
                          "model's probability for it is at least this (default: train/batch.py MIN_EVIDENCE)")  # fmt: skip
-    predict.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    predict.add_argument("--threads", type=_at_least_one, default=1, help="torch CPU threads")
 
     data = sub.add_parser("data", help="check and describe the stance dataset")
     data.add_argument("action", choices=("validate", "stats", "split", "add", "agreement"))
@@ -97,6 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"stance {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type for counts: a batch of 0 pairs or 0 evidence sentences makes no sense."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -180,16 +191,33 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    if args.input or args.output:
+        _check_batch_paths(args)  # before torch loads (seconds): a typo or a wrong folder fails at once
     import torch
+    from transformers.utils import logging as hf_logging
 
     from .predict import Predictor
 
     torch.set_num_threads(args.threads)
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar for a model that loads in a blink is noise
     if args.input or args.output:
         return _predict_batch(args)
     if not (args.country and args.text):
         raise ValueError("give --country and --text for one pair, or --input PATH... --output DIR for a batch")
-    result = Predictor.from_run(args.run).predict([(args.country, args.text)])[0]
+    import unicodedata
+    from pathlib import Path
+
+    from .mentions import DEFAULT_GAZETTEER, load_gazetteer, target_spans
+
+    predictor = Predictor.from_run(args.run)
+    gazetteer = predictor.gazetteer or load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
+    country, text = (unicodedata.normalize("NFC", value) for value in (args.country, args.text))
+    if target_spans(text, country, gazetteer):
+        result = predictor.predict([(args.country, args.text)])[0]
+    else:  # the model was only ever shown sentences that mention their target: its answer would be a guess
+        note = f"{args.country!r} is not mentioned in the text (by any name the gazetteer knows): label none"
+        print(f"stance predict: warning: {note}", file=sys.stderr)
+        result = {"label": "none", "probs": None, "warning": note}
     print(json.dumps({"country": args.country, "text": args.text, **result}, ensure_ascii=False))
     return 0
 
@@ -244,24 +272,49 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_batch_paths(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .batch import check_output_folder
+
+    inputs = args.input or []
+    missing = [item for item in inputs if item != "-" and not Path(item).exists()]
+    if missing:
+        raise FileNotFoundError(f"--input: no such file or folder: {', '.join(missing)} (nothing was written)")
+    if inputs.count("-") > 1:
+        raise ValueError("--input: '-' (stdin) can be given only once: stdin is read to its end the first time")
+    if args.output:
+        check_output_folder(Path(args.output))  # checked again under the folder's lock
+
+
 def _predict_batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from .batch import MIN_EVIDENCE, iter_documents, predict_documents
+    from .data import sha256_file
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
-    from .predict import Predictor
+    from .predict import Predictor, run_identity
 
     if not (args.input and args.output):
         raise ValueError("batch mode needs both --input PATH... and --output DIR")
-    gazetteer = load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
+    gazetteer_path = Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER
+    gazetteer = load_gazetteer(gazetteer_path)
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
     min_evidence = MIN_EVIDENCE if args.min_evidence is None else args.min_evidence
     if not 0 <= min_evidence <= 1:
         raise ValueError(f"--min-evidence must be a probability in [0, 1]; got {min_evidence}")
+    # What --resume must find unchanged: the model, and the options that decide the rows.
+    gazetteer_id = {"path": str(gazetteer_path.resolve()), "sha256": sha256_file(gazetteer_path)}
+    settings = {"model": run_identity(args.run), "text_field": args.text_field, "gazetteer": gazetteer_id,
+                "min_evidence": min_evidence}  # fmt: skip
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
-        stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
-                                  force=args.force, top_k=args.top_k, min_evidence=min_evidence)  # fmt: skip
+        with logging_redirect_tqdm():  # a warning gets a line of its own instead of breaking into the bar
+            stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
+                                      force=args.force, settings=settings, top_k=args.top_k,
+                                      min_evidence=min_evidence)  # fmt: skip
     except KeyboardInterrupt:
         print(f"stance predict: interrupted; finished documents are kept in {args.output}; "
               "run again with --resume to continue", file=sys.stderr)  # fmt: skip

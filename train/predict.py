@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from .data import read_json
+from .data import read_json, sha256_file
 from .mentions import load_gazetteer, target_view
 from .segment import Segmenter, get_segmenter
+
+
+def run_identity(run_dir: str | Path) -> dict:
+    """The run's absolute path and one SHA-256 over the files in its model folder (weights, tokenizer, TF-IDF
+    params; not a README model card, which evaluate may rewrite): a batch output folder records it, and
+    --resume refuses to mix in another model's rows."""
+    run_dir = Path(run_dir).resolve()
+    digest = hashlib.sha256()
+    for path in sorted(path for path in (run_dir / "model").rglob("*") if path.is_file() and path.suffix != ".md"):
+        digest.update(f"{path.relative_to(run_dir).as_posix()} {sha256_file(path)}\n".encode())
+    return {"run": str(run_dir), "sha256": digest.hexdigest()}
 
 
 @dataclass
@@ -38,9 +51,11 @@ class Predictor:
             from .tfidf import TfidfPredictor
 
             return TfidfPredictor.from_run(run_dir, info)
-        if info.get("status") != "complete" or not (run_dir / "model").is_dir():
+        if info.get("status") != "complete":
             raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r}); resume it first")
-        model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
+        _check_model_files(run_dir / "model")
+        # use_safetensors: never fall back to a pickle file, which could run any code as it loads.
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True).eval()
         labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
         if labels != info["labels"]:
             raise ValueError(f"{run_dir}: model labels {labels} differ from run.json labels {info['labels']}")
@@ -52,7 +67,7 @@ class Predictor:
                 "%s was trained with %s %s; %s is installed", run_dir, segmenter.name,
                 info["segmenter"]["version"], segmenter.version,
             )  # fmt: skip
-        tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
+        tokenizer = _load_tokenizer(run_dir / "model")
         gazetteer = load_gazetteer(run_dir / info["gazetteer"]) if info.get("gazetteer") else None
         return cls(tokenizer, model, labels, segmenter, info["max_length"], batch_size,
                    info.get("mark_target", False), info.get("mask_target", False), gazetteer)  # fmt: skip
@@ -112,3 +127,33 @@ class Predictor:
                 best = max(range(len(row)), key=row.__getitem__)
                 results[index] = {"label": self.labels[best], "probs": dict(zip(self.labels, row))}
         return results
+
+
+def _check_model_files(model_dir: Path) -> None:
+    """One line naming what is wrong with a finished run's model folder, before transformers raises."""
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: missing, though run.json says training finished; "
+                                "copy the run's model folder back or train again")  # fmt: skip
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir / 'config.json'}: missing; the run's model folder is incomplete")
+    if not any((model_dir / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+        for name in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
+            if (model_dir / name).is_file():
+                raise ValueError(f"{model_dir / name}: pickle weights are refused (loading one can run any code); "
+                                 "save the model as model.safetensors")  # fmt: skip
+        raise FileNotFoundError(f"{model_dir / 'model.safetensors'}: missing; the run's model folder is incomplete")
+
+
+def _load_tokenizer(model_dir: Path):
+    """The run's tokenizer; when it cannot load, the line names the tokenizer file that is missing."""
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        import transformers
+
+        name = json.loads((model_dir / "config.json").read_text(encoding="utf-8")).get("tokenizer_class") or ""
+        expected = getattr(getattr(transformers, name, None), "vocab_files_names", {}).values()
+        missing = [file for file in expected if not (model_dir / file).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{model_dir / missing[0]}: missing; cannot load the run's tokenizer") from None
+        raise ValueError(f"{model_dir}: cannot load the run's tokenizer ({type(err).__name__}: {err})") from None

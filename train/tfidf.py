@@ -16,6 +16,7 @@ import re
 import sys
 import time
 import unicodedata
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,7 @@ class Featurizer:
 
     def __call__(self, pairs: list[tuple[str, str]], desc: str = "featurizing") -> dict[str, list[str]]:
         texts = {"word": [], "char": [], "target": []}
-        for country, text in tqdm(pairs, desc=desc, disable=len(pairs) < 500):
+        for country, text in tqdm(pairs, desc=desc, disable=len(pairs) < 500 or not desc):
             # The gazetteer's forms are NFC; text pasted from the web may be decomposed.
             text, country = unicodedata.normalize("NFC", text), unicodedata.normalize("NFC", country)
             marked, _ = replace_target(text, country, self.gazetteer)
@@ -182,15 +183,24 @@ class TfidfPredictor:
         run_dir = Path(run_dir)
         info = info or json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         model_dir = run_dir / "model"
-        if info.get("status") != "complete" or not (model_dir / PARAMS_FILE).is_file():
+        if info.get("status") != "complete":
             raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r})")
-        params = json.loads((model_dir / PARAMS_FILE).read_text(encoding="utf-8"))
+        for name in (PARAMS_FILE, WEIGHTS_FILE):
+            if not (model_dir / name).is_file():
+                raise FileNotFoundError(f"{model_dir / name}: missing; the run's model folder is incomplete")
+        try:
+            params = json.loads((model_dir / PARAMS_FILE).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{model_dir / PARAMS_FILE}: damaged ({err})") from None
         if params.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{model_dir / PARAMS_FILE}: format_version {params.get('format_version')!r}, "
                              f"this code reads {FORMAT_VERSION}")  # fmt: skip
         # allow_pickle=False: an npz can hold pickled objects, and loading one would run its code.
-        with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        try:
+            with np.load(model_dir / WEIGHTS_FILE, allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except (ValueError, OSError, zipfile.BadZipFile) as err:  # a pickled array raises ValueError here
+            raise ValueError(f"{model_dir / WEIGHTS_FILE}: cannot load ({err})") from None
         if params["labels"] != info["labels"]:
             raise ValueError(f"{run_dir}: model labels {params['labels']} differ from run.json labels {info['labels']}")
         # The run keeps its own copy of the gazetteer (YAML, read with safe_load): features stay the same
@@ -199,7 +209,9 @@ class TfidfPredictor:
         return cls(params, arrays, list(params["labels"]), get_segmenter(info["segmenter"]["name"]), gazetteer)
 
     def predict(self, pairs: list[tuple[str, str]]) -> list[dict]:
-        texts = Featurizer(self.segmenter, self.params["window"], self.gazetteer, self.params.get("mask_target", False))(pairs)
+        # No bar of its own: batch predict calls this once per step under its one "predicting" bar.
+        texts = Featurizer(self.segmenter, self.params["window"], self.gazetteer,
+                           self.params.get("mask_target", False))(pairs, desc="")
         blocks = {
             name: {**block, "idf": self.arrays[f"idf_{name}"]} for name, block in self.params["blocks"].items()
         }
