@@ -120,6 +120,9 @@ def test_moved_or_changed_member_is_an_error_naming_it(members, tmp_path):
     assert f"ensemble member 2 ({copies / 'tfidf'}): not a run folder" in done.stderr and "moved" in done.stderr
     (copies / "tfidf-moved").rename(copies / "tfidf")
 
+    (copies / "tfidf" / "model" / "README.md").write_text("# a model card, rewritten by evaluate\n")
+    assert run("predict", str(run_dir), "--country", "Nga", "--text", "Nga tuyên bố.").returncode == 0
+
     weights = copies / "tfidf" / "model" / "weights.npz"
     with np.load(weights) as npz:
         arrays = {key: npz[key] for key in npz.files}

@@ -35,10 +35,13 @@ class EnsembleMemberError(RuntimeError):
 
 
 def member_hashes(run_dir: Path) -> dict[str, str]:
-    """sha256 of every file under a run's model/ folder, by path relative to it."""
+    """sha256 of every file under a run's model/ folder that predictions depend on, by path relative to it.
+
+    Markdown files are left out: a model card there is documentation, rewritten when the run is evaluated.
+    """
     model_dir = run_dir / "model"
     return {str(path.relative_to(model_dir)): sha256_file(path)
-            for path in sorted(model_dir.rglob("*")) if path.is_file()}  # fmt: skip
+            for path in sorted(model_dir.rglob("*")) if path.is_file() and path.suffix != ".md"}  # fmt: skip
 
 
 def _load_member(index: int, path: str, recorded: dict[str, str] | None = None):
