@@ -98,6 +98,8 @@ def test_train_evaluate_predict_compare(members, tmp_path):
         for label, p in row["probs"].items():
             assert p == pytest.approx(sum(w * part[i]["probs"][label] for w, part in zip(weights, parts)), abs=1e-6)
 
+    predictor = Predictor.from_run(run_dir)
+    assert predictor.gazetteer is not None  # the members' copy, as `stance predict` uses it for one run
     done = run("predict", str(run_dir), "--country", "Nga", "--text", "Nga tuyên bố tiếp tục chiến dịch quân sự.")
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)

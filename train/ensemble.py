@@ -155,6 +155,7 @@ class EnsemblePredictor:
     members: list
     weights: list[float]
     labels: list[str]
+    gazetteer: object = None  # the first member's copy: what finds the target's mentions, as for one run
 
     @classmethod
     def from_run(cls, run_dir: str | Path, info: dict | None = None) -> "EnsemblePredictor":
@@ -174,7 +175,8 @@ class EnsemblePredictor:
                 raise EnsembleMemberError(f"ensemble member {index + 1} ({member['path']}): labels "
                                           f"{predictor.labels} differ from {spec['labels']}")  # fmt: skip
             members.append(predictor)
-        return cls(members, [m["weight"] for m in spec["members"]], list(spec["labels"]))
+        gazetteer = next((g for g in (getattr(m, "gazetteer", None) for m in members) if g is not None), None)
+        return cls(members, [m["weight"] for m in spec["members"]], list(spec["labels"]), gazetteer)
 
     def predict(self, pairs: list[tuple[str, str]]) -> list[dict]:
         probs = sum(weight * _member_probs(member, pairs, self.labels)
