@@ -47,11 +47,17 @@ BABEL_LOCALES = ("vi", "en", "fr", "de", "es", "ru")
 
 
 def _check_versions() -> None:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    wrong = {pkg: version(pkg) for pkg, want in PINNED.items() if version(pkg) != want}
+    def installed(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    wrong = {pkg: installed(pkg) for pkg, want in PINNED.items() if installed(pkg) != want}
     if wrong:
-        raise SystemExit(f"trim_vocab: needs {PINNED}; found {wrong} (pip install these exact versions)")
+        raise SystemExit(f"trim_vocab: needs {PINNED}; found {wrong} (pip install -e '.[test]' installs them)")
 
 
 def data_texts() -> list[str]:

@@ -64,6 +64,24 @@ def test_kept_list_is_small_and_keeps_specials():
     assert 10_000 < len(ids) < 50_000  # an embedding table of at most 50k x 384 floats
 
 
+def test_kept_list_is_exactly_what_the_script_chooses(cache_root):
+    """The committed list is reproducible: the pieces the original tokenizer makes of the chosen text (+ specials
+    and single characters), nothing more, nothing less."""
+    import importlib.util
+
+    from tokenizers import Tokenizer
+
+    spec = importlib.util.spec_from_file_location("trim_vocab", REPO / "scripts" / "trim_vocab.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    try:
+        script._check_versions()
+    except (SystemExit, ImportError) as err:
+        pytest.skip(f"the word-list packages are not the pinned versions: {err}")
+    tok = Tokenizer.from_file(str(cache_root / BUNDLED["e5-small"]["folder"] / "tokenizer.json"))
+    assert script.kept_ids(tok) == read_kept_pieces(KEEP)
+
+
 def test_trimmed_checkpoint_records_its_source(cache_root, pair):
     path = cache_root / BUNDLED["e5-small-vi"]["folder"]
     source = json.loads((path / "bundled_source.json").read_text())
