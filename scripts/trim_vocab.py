@@ -67,7 +67,8 @@ def data_texts() -> list[str]:
             if line.strip():
                 row = json.loads(line)
                 out += [row["text"], row["mention"], row["country"]]
-    for f in [REPO / "data" / "countries.yaml", REPO / "data" / "GUIDELINES.md", *sorted((REPO / "data" / "articles").iterdir())]:
+    data = REPO / "data"
+    for f in [data / "countries.yaml", data / "GUIDELINES.md", *sorted((data / "articles").iterdir())]:
         out += f.read_text(encoding="utf-8").splitlines()
     return out
 

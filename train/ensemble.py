@@ -1,8 +1,9 @@
 """model.type: ensemble: a weighted average of finished runs' class probabilities, weights fit on the dev split.
 
 The run folder holds model/ensemble.json: each member's path (as the config wrote it) with the sha256 of every
-file under its model/ folder, the weights and the dev scores that chose them. Loading checks each member against
-it, so a moved, retrained or edited member is an error naming that member, not a silent change of predictions.
+file under its model/ folder but Markdown model cards, the weights and the dev scores that chose them. Loading
+checks each member against it, so a moved, retrained or edited member is an error naming that member, not a
+silent change of predictions.
 Weights are chosen on data.dev only (never on test or realdev): every point of a grid on the simplex (step
 model.ensemble.grid_step) is scored, by dev macro-F1 with ties broken by lower log-loss, or by log-loss alone.
 """
@@ -10,7 +11,6 @@ model.ensemble.grid_step) is scored, by dev macro-F1 with ties broken by lower l
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import platform
 import sys
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .data import LABELS, read_jsonl, sha256_file, split_files, write_json
+from .data import LABELS, read_json, read_jsonl, sha256_file, split_files, write_json
 from .evaluation import macro_f1
 
 log = logging.getLogger(__name__)
@@ -34,26 +34,16 @@ class EnsembleMemberError(RuntimeError):
     """A member run is missing, unfinished, or not the run the ensemble was fit with."""
 
 
-def member_hashes(run_dir: Path) -> dict[str, str]:
-    """sha256 of every file under a run's model/ folder that predictions depend on, by path relative to it.
-
-    Markdown files are left out: a model card there is documentation, rewritten when the run is evaluated.
-    """
-    model_dir = run_dir / "model"
-    return {str(path.relative_to(model_dir)): sha256_file(path)
-            for path in sorted(model_dir.rglob("*")) if path.is_file() and path.suffix != ".md"}  # fmt: skip
-
-
 def _load_member(index: int, path: str, recorded: dict[str, str] | None = None):
     """The member's predictor; with `recorded` hashes, first check that its model files are still those."""
-    from .predict import Predictor
+    from .predict import Predictor, model_file_hashes
 
     run_dir = Path(path)
     name = f"ensemble member {index + 1} ({path})"
     if not (run_dir / "run.json").is_file():
         raise EnsembleMemberError(f"{name}: not a run folder (no run.json); was it moved or deleted?")
     if recorded is not None:
-        found = member_hashes(run_dir)
+        found = model_file_hashes(run_dir)
         changed = sorted(f for f in recorded.keys() | found.keys() if recorded.get(f) != found.get(f))
         if changed:
             raise EnsembleMemberError(
@@ -104,6 +94,8 @@ def fit_ensemble(cfg: Config, run_dir: Path, command: str = "") -> Path:
     labels = list(LABELS)
     gold = np.array([labels.index(row["label"]) for row in dev])
     members, member_probs = [], []
+    from .predict import model_file_hashes
+
     for index, path in enumerate(ensemble.members):
         predictor = _load_member(index, path)
         if list(predictor.labels) != labels:
@@ -113,9 +105,10 @@ def fit_ensemble(cfg: Config, run_dir: Path, command: str = "") -> Path:
                  len(pairs), path)  # fmt: skip
         probs = _member_probs(predictor, pairs, labels)
         member_probs.append(probs)
-        info = json.loads((Path(path) / "run.json").read_text(encoding="utf-8"))
+        info = read_json(Path(path) / "run.json")
         members.append({
-            "path": path, "model_type": info.get("model_type", "transformer"), "sha256": member_hashes(Path(path)),
+            "path": path, "model_type": info.get("model_type", "transformer"),
+            "sha256": model_file_hashes(Path(path)),
             "dev": {"macro_f1": macro_f1(gold, probs.argmax(axis=1), len(labels)), "log_loss": log_loss(probs, gold)},
         })  # fmt: skip
     weights, f1, loss = choose_weights(member_probs, gold, ensemble.grid_step, ensemble.objective)
@@ -160,11 +153,11 @@ class EnsemblePredictor:
     @classmethod
     def from_run(cls, run_dir: str | Path, info: dict | None = None) -> "EnsemblePredictor":
         run_dir = Path(run_dir)
-        info = info or json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        info = info or read_json(run_dir / "run.json")
         spec_path = run_dir / "model" / ENSEMBLE_FILE
         if info.get("status") != "complete" or not spec_path.is_file():
             raise FileNotFoundError(f"{run_dir}: the ensemble has not been fit (status {info.get('status')!r})")
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
+        spec = read_json(spec_path)
         if spec.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{spec_path}: format_version {spec.get('format_version')!r}, this code reads "
                              f"{FORMAT_VERSION}")  # fmt: skip

@@ -21,9 +21,17 @@ def run_identity(run_dir: str | Path) -> dict:
     --resume refuses to mix in another model's rows."""
     run_dir = Path(run_dir).resolve()
     digest = hashlib.sha256()
-    for path in sorted(path for path in (run_dir / "model").rglob("*") if path.is_file() and path.suffix != ".md"):
-        digest.update(f"{path.relative_to(run_dir).as_posix()} {sha256_file(path)}\n".encode())
+    for name, sha256 in model_file_hashes(run_dir).items():
+        digest.update(f"model/{name} {sha256}\n".encode())
     return {"run": str(run_dir), "sha256": digest.hexdigest()}
+
+
+def model_file_hashes(run_dir: str | Path) -> dict[str, str]:
+    """SHA-256 of each file in the run's model folder that predictions depend on (every file but Markdown model
+    cards), by its path inside that folder, in path order."""
+    model_dir = Path(run_dir) / "model"
+    files = sorted(path for path in model_dir.rglob("*") if path.is_file() and path.suffix != ".md")
+    return {path.relative_to(model_dir).as_posix(): sha256_file(path) for path in files}
 
 
 @dataclass
