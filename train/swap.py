@@ -10,7 +10,8 @@ serve as counterfactual training data, `data.augment.swap_targets`):
   person one of its people (the one with the same title when it has one, else its leader), and the title
   in front of a person ("Tổng thống Pháp Emmanuel Macron") becomes the new person's title;
 - the replacement is a country of the same kind (country or bloc) that the sentence does not already name,
-  and every copy is checked: the gazetteer must find the new country and no longer find the old one;
+  and every copy is checked: the gazetteer must find the new country where it found the old one, and every
+  other country exactly as before;
 - copies are seeded per example (the same example gets the same copies whatever else is in the data).
 """
 
@@ -89,8 +90,8 @@ def swap_text(text: str, country: str, new: str, gazetteer: Gazetteer) -> tuple[
         end = start
         index -= 1
     swapped = text[:end] + "".join(reversed(pieces))
-    found = gazetteer.countries(swapped)
-    if new not in found or country in found:
+    # Exactly one country changed: a new title may name a state of its own ("Tổng thống Chile" for a UN envoy)
+    if set(gazetteer.countries(swapped)) != (set(gazetteer.countries(text)) - {country}) | {new}:
         return None
     return swapped, surfaces[-1]
 
