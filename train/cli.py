@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--threads", type=int, help="torch CPU threads (overrides training.threads)")
     train.add_argument("--seeds", help="comma-separated seeds, e.g. 1,2,3: one run per seed (run_name-s1, ...) "
                        "and <output_dir>/<run_name>-seeds.json with mean ± std")  # fmt: skip
+    add_device_options(train)
 
     evaluate = sub.add_parser("evaluate", help="score a trained run on a split or data file; write RUN/eval/<name>/")
     evaluate.add_argument("run", help="run folder, e.g. models/tiny")
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     evaluate.add_argument("--force", action="store_true",
                           help="replace RUN/eval/<name> even when it holds another data file's evaluation")  # fmt: skip
+    add_device_options(evaluate)
 
     compare = sub.add_parser("compare", help="compare evaluated runs (or *-seeds.json groups) with significance")
     compare.add_argument("runs", nargs="+", help="run folders or seed-group files; deltas are against the first")
@@ -59,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--gazetteer", help="country gazetteer YAML (default: data/countries.yaml of the package)")
     predict.add_argument("--resume", action="store_true", help="batch mode: skip documents already finished in DIR")
     predict.add_argument("--force", action="store_true", help="batch mode: overwrite earlier outputs in DIR")
-    predict.add_argument("--batch-size", type=_at_least_one, default=32, help="pairs per forward pass")
+    predict.add_argument("--batch-size", type=_at_least_one,
+                         help="pairs per forward pass (default 32 on CPU, 256 on GPU)")  # fmt: skip
     predict.add_argument("--top-k", type=_at_least_one, default=3, help="evidence sentences per article and country")
     predict.add_argument("--min-evidence", type=float, help="a sentence gives its country a stance only when the "
                          "model's probability for it is at least this (default: train/batch.py MIN_EVIDENCE)")  # fmt: skip
     predict.add_argument("--threads", type=_at_least_one, default=1, help="torch CPU threads")
+    add_device_options(predict)
 
     data = sub.add_parser("data", help="check and describe the stance dataset")
     data.add_argument("action", choices=("validate", "stats", "split", "add", "agreement"))
@@ -110,6 +114,14 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """--device and --precision, the same for train, evaluate and predict (checked in train/distributed.py)."""
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto: cuda when torch sees a GPU (under torchrun, each process its LOCAL_RANK's), else cpu")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                        help="auto: bf16 (fp16 where the GPU lacks it) autocast on CUDA, fp32 on CPU")  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
     # The config is checked before torch and transformers load (seconds): a typo fails at once.
     from .config import load_config
@@ -124,19 +136,22 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be comma-separated integers, e.g. 1,2,3; got {args.seeds!r}") from None
     configs = [load_config(args.config, [*overrides, f"training.seed={seed}", f"run_name={cfg.run_name}-s{seed}"])
                for seed in seeds] or [cfg]  # fmt: skip
+    from .distributed import is_main
     from .fit import fit
 
     command = shlex.join(["stance", *sys.argv[1:]]) if sys.argv[1:] else ""
+    device = {"device": args.device, "precision": args.precision}
     run_dirs = []
     for seeded in configs:
         try:
-            run_dirs.append(fit(seeded, force=args.force, resume=args.resume, command=command))
+            run_dirs.append(fit(seeded, force=args.force, resume=args.resume, command=command, **device))
         except KeyboardInterrupt:
             kept = "run again with --resume to continue" if seeded.run_dir.is_dir() else "nothing was kept"
             print(f"stance train: interrupted; {kept} ({seeded.run_dir})", file=sys.stderr)
             return 130
-        print(run_dirs[-1])
-    if not seeds:
+        if is_main():  # under torchrun, one line, not one per process
+            print(run_dirs[-1])
+    if not seeds or not is_main():
         return 0
     from .compare import aggregate_seeds
 
@@ -166,7 +181,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(out_dir)
         return 0
     out_dir = evaluate_run(args.run, data=args.data, split=args.split, swaps=args.swaps, swap_seed=args.swap_seed,
-                           name=args.name, force=args.force)  # fmt: skip
+                           name=args.name, force=args.force, device=args.device, precision=args.precision)  # fmt: skip
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  F_avg {metrics['f_avg']:.4f}  "
           f"ECE {metrics['calibration']['ece']:.4f}  ({metrics['n']} examples)")  # fmt: skip
@@ -209,7 +224,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer, target_spans
 
-    predictor = Predictor.from_run(args.run)
+    predictor = Predictor.from_run(args.run, device=args.device, precision=args.precision)
     gazetteer = predictor.gazetteer or load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
     country, text = (unicodedata.normalize("NFC", value) for value in (args.country, args.text))
     if target_spans(text, country, gazetteer):
@@ -292,16 +307,20 @@ def _predict_batch(args: argparse.Namespace) -> int:
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .batch import MIN_EVIDENCE, iter_documents, predict_documents
+    from .batch import MIN_EVIDENCE, iter_documents
     from .data import sha256_file
+    from .distributed import default_batch_size, is_main, resolve_device
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
     from .predict import Predictor, run_identity
+    from .shards import predict_sharded
 
     if not (args.input and args.output):
         raise ValueError("batch mode needs both --input PATH... and --output DIR")
     gazetteer_path = Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER
     gazetteer = load_gazetteer(gazetteer_path)
-    predictor = Predictor.from_run(args.run, batch_size=args.batch_size)
+    device = resolve_device(args.device)
+    predictor = Predictor.from_run(args.run, batch_size=args.batch_size or default_batch_size(device), device=device,
+                                   precision=args.precision)  # fmt: skip
     min_evidence = MIN_EVIDENCE if args.min_evidence is None else args.min_evidence
     if not 0 <= min_evidence <= 1:
         raise ValueError(f"--min-evidence must be a probability in [0, 1]; got {min_evidence}")
@@ -312,14 +331,15 @@ def _predict_batch(args: argparse.Namespace) -> int:
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
         with logging_redirect_tqdm():  # a warning gets a line of its own instead of breaking into the bar
-            stats = predict_documents(predictor, documents, gazetteer, args.output, resume=args.resume,
-                                      force=args.force, settings=settings, top_k=args.top_k,
-                                      min_evidence=min_evidence)  # fmt: skip
+            stats = predict_sharded(predictor, documents, gazetteer, args.output, resume=args.resume,
+                                    force=args.force, settings=settings, top_k=args.top_k,
+                                    min_evidence=min_evidence)  # fmt: skip
     except KeyboardInterrupt:
         print(f"stance predict: interrupted; finished documents are kept in {args.output}; "
               "run again with --resume to continue", file=sys.stderr)  # fmt: skip
         return 130
-    print(json.dumps({"output": args.output, **stats}))
+    if is_main():
+        print(json.dumps({"output": args.output, **stats}))
     # Bad documents never fail the batch; only a batch where nothing at all could be read does.
     return 0 if stats["ok"] + stats["already_done"] else 1
 

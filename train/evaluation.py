@@ -190,7 +190,8 @@ def eval_folder(run_dir: Path, name: str, data: str | Path, force: bool = False)
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None,
-                 swaps: int = SWAPS, swap_seed: int = 0, name: str | None = None, force: bool = False) -> Path:  # fmt: skip
+                 swaps: int = SWAPS, swap_seed: int = 0, name: str | None = None, force: bool = False,
+                 device: str = "cpu", precision: str = "auto") -> Path:  # fmt: skip
     """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/.
 
     The folder holds predictions.jsonl, swaps.jsonl (the country-swap copies and their predictions),
@@ -213,7 +214,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
         name = name or Path(data).name.removesuffix(".jsonl").removesuffix(".json")
     examples = read_jsonl(data)
     out_dir = eval_folder(run_dir, name, data, force)
-    predictor = predictor or Predictor.from_run(run_dir)
+    predictor = predictor or Predictor.from_run(run_dir, device=device, precision=precision)
     copies = swap_set(examples, swap_gazetteer(predictor), swaps, swap_seed) if swaps else []
     outputs = predictor.predict([(row["country"], row["text"]) for row in [*examples, *copies]])
     rows = [

@@ -27,6 +27,7 @@ from transformers import (
     set_seed,
 )
 
+from . import distributed
 from .config import PATH_KEYS, PATH_RULE, Config, config_to_dict, dump_config, load_config
 from .data import LABELS, load_splits, read_json, read_jsonl, sha256_file
 from .modeling import (
@@ -58,22 +59,30 @@ class RunFolderError(RuntimeError):
     """The run folder is in a state that this call must not touch (exists, or has nothing to resume)."""
 
 
-def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str = "") -> Path:
+def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str = "", device: str = "auto",
+        precision: str = "auto") -> Path:  # fmt: skip
     """Train one run described by `cfg` into `cfg.run_dir` and return that folder.
 
     The data is checked before the run folder is touched; a fresh run that fails before its first checkpoint
-    removes its folder again, so that a corrected retry needs no --force.
+    removes its folder again, so that a corrected retry needs no --force. Under torchrun every process calls
+    this: DDP over the group (train/distributed.py), rank 0 alone writes the run folder, and every rank
+    returns once the folder is finished.
     """
     run_dir = cfg.run_dir
     check_inputs(cfg)
-    checkpoint = _prepare_run_dir(cfg, run_dir, force=force, resume=resume)
+    device = distributed.resolve_device(device)
+    if cfg.model.type == "transformer":  # refuse an uneven split before the run folder is touched
+        distributed.per_process_batch(cfg.training.batch_size, distributed.world_size())
+    distributed.init(device)
+    checkpoint = distributed.on_main(_prepare_run_dir, cfg, run_dir, force=force, resume=resume)
     if checkpoint == "complete":
         log.info("%s is already complete; nothing to resume", run_dir)
         return run_dir
     torch.set_num_threads(cfg.training.threads)
     set_seed(cfg.training.seed)
 
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    log_file = run_dir / "train.log"
+    handler = logging.FileHandler(log_file, encoding="utf-8") if distributed.is_main() else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     STEP_LOG.addHandler(handler)
@@ -86,14 +95,16 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
         if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
             from .tfidf import fit_tfidf
 
-            return fit_tfidf(cfg, run_dir, command)
+            return distributed.on_main(fit_tfidf, cfg, run_dir, command)  # one process is all it uses
         if cfg.model.type == "ensemble":  # weights over finished runs, chosen on dev
             from .ensemble import fit_ensemble
 
-            return fit_ensemble(cfg, run_dir, command)
-        return _train(cfg, run_dir, checkpoint, command)
+            return distributed.on_main(fit_ensemble, cfg, run_dir, command)  # one process, as for tfidf
+        _train(cfg, run_dir, checkpoint, command, device, precision)
+        distributed.barrier()  # the other ranks wait for rank 0 to finish the folder
+        return run_dir
     except BaseException:
-        if not resume and last_complete_checkpoint(run_dir / "checkpoints") is None:
+        if not resume and distributed.is_main() and last_complete_checkpoint(run_dir / "checkpoints") is None:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
@@ -121,10 +132,11 @@ def check_inputs(cfg: Config) -> None:
         load_gazetteer(cfg.model.gazetteer)
 
 
-def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> Path:
+def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str, device: str = "cpu",
+           precision: str = "auto") -> Path:  # fmt: skip
     segmenter = get_segmenter(cfg.model.segmenter)
     paths = {"train": cfg.data.train, "dev": cfg.data.dev}
-    gazetteer = copy_gazetteer(cfg.model.gazetteer, run_dir) if uses_gazetteer(cfg) else None
+    gazetteer = distributed.on_main(copy_gazetteer, cfg.model.gazetteer, run_dir) if uses_gazetteer(cfg) else None
     data = load_splits(paths, augment=swap_augmenter(cfg, gazetteer))
     log.info("preparing %d train and %d dev examples (%s segmentation%s%s)", len(data["train"]), len(data["dev"]),
              segmenter.name, ", target marked" if cfg.model.mark_target else "",
@@ -144,7 +156,8 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
 
     tokenizer, model = _build_model(cfg, run_dir, data["train"]["text"])
     max_length = effective_max_length(cfg.model, model)
-    _write_run_info(cfg, run_dir, command, segmenter, max_length, status="running")
+    _write_run_info(cfg, run_dir, command, segmenter, max_length, status="running",
+                    placement=distributed.describe(device, precision))  # fmt: skip
 
     def encode(batch):
         encoded = tokenizer(batch["country"], batch["text"], truncation="only_second", max_length=max_length)
@@ -163,8 +176,7 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
     args = TrainingArguments(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=cfg.training.epochs,
-        per_device_train_batch_size=cfg.training.batch_size,
-        per_device_eval_batch_size=cfg.training.eval_batch_size,
+        **distributed.trainer_options(cfg.training.batch_size, cfg.training.eval_batch_size, device, precision),
         learning_rate=cfg.training.learning_rate,
         weight_decay=cfg.training.weight_decay,
         warmup_steps=cfg.training.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
@@ -180,7 +192,6 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
         seed=cfg.training.seed,
         data_seed=cfg.training.seed,
         report_to="none",
-        use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
     trainer = WeightedTrainer(
@@ -200,6 +211,8 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
     with logging_redirect_tqdm():  # log lines above the bar, not glued to it
         trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(str(run_dir / "model"))  # the best checkpoint, reloaded by load_best_model_at_end
+    if not distributed.is_main():  # rank 0 writes the summary and removes the checkpoints
+        return run_dir
 
     epochs = [row for row in trainer.state.log_history if "eval_macro_f1" in row]
     best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
@@ -211,7 +224,8 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
         "epochs": epochs,
     }
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _write_run_info(cfg, run_dir, command, segmenter, max_length, status="complete")
+    _write_run_info(cfg, run_dir, command, segmenter, max_length, status="complete",
+                    placement=distributed.describe(device, precision))  # fmt: skip
     # Checkpoints exist only to resume an interrupted run; the finished model lives in model/.
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     log.info("best dev macro-F1 %.4f (epoch %s); run folder %s", best["eval_macro_f1"], best["epoch"], run_dir)
@@ -219,16 +233,20 @@ def _train(cfg: Config, run_dir: Path, checkpoint: str | None, command: str) -> 
 
 
 def _build_model(cfg: Config, run_dir: Path, train_texts: list[str]):
-    if cfg.model.name_or_path:
-        return load_pretrained(resolve_source(cfg.model.name_or_path), cfg.model, LABELS)
-    tokenizer_dir = run_dir / "tokenizer"
-    if (tokenizer_dir / "vocab.txt").is_file():  # resuming: reuse the tokenizer the checkpoints were trained with
-        from transformers import AutoTokenizer
+    if cfg.model.name_or_path:  # rank 0 alone converts a bundled encoder on first use
+        return load_pretrained(distributed.on_main(resolve_source, cfg.model.name_or_path), cfg.model, LABELS)
+    from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    else:
-        tokenizer = learn_phobert_tokenizer(train_texts, cfg.model.scratch.bpe_merges, tokenizer_dir)
+    tokenizer_dir = run_dir / "tokenizer"
+    # Rank 0 learns it (a resumed run keeps the one its checkpoints were trained with); every rank reads it back.
+    distributed.on_main(_learn_tokenizer_once, train_texts, cfg.model.scratch.bpe_merges, tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     return tokenizer, build_scratch_model(cfg.model, tokenizer, LABELS)
+
+
+def _learn_tokenizer_once(texts: list[str], merges: int, folder: Path) -> None:
+    if not (folder / "vocab.txt").is_file():
+        learn_phobert_tokenizer(texts, merges, folder)
 
 
 class WeightedTrainer(Trainer):
@@ -396,7 +414,10 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def _write_run_info(cfg: Config, run_dir: Path, command: str, segmenter, max_length: int, status: str) -> None:
+def _write_run_info(cfg: Config, run_dir: Path, command: str, segmenter, max_length: int, status: str,
+                    placement: dict | None = None) -> None:  # fmt: skip
+    if not distributed.is_main():
+        return
     data_files = {
         split: {"path": path, "sha256": sha256_file(path)}
         for split, path in (("train", cfg.data.train), ("dev", cfg.data.dev), ("test", cfg.data.test))
@@ -418,5 +439,6 @@ def _write_run_info(cfg: Config, run_dir: Path, command: str, segmenter, max_len
         "versions": package_versions(),
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
+        **(placement or distributed.describe("cpu")),  # world_size, backend, device, precision
     }
     (run_dir / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

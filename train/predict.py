@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from . import distributed
 from .data import read_json, sha256_file
 from .mentions import load_gazetteer, target_view
 from .segment import Segmenter, get_segmenter
@@ -47,9 +48,12 @@ class Predictor:
     mark_target: bool = False  # wrap the target's mentions in « », as the run was trained
     mask_target: bool = False  # a third-country target reads as train.mentions.MASK, as the run was trained
     gazetteer: object = None  # the run's own copy (train.mentions.Gazetteer), or None: the country's name only
+    device: torch.device = torch.device("cpu")  # where the model lives; inputs follow it
+    autocast: torch.dtype | None = None  # fp16/bf16 on CUDA (train.distributed.autocast_dtype), else None
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, batch_size: int = 64) -> "Predictor":
+    def from_run(cls, run_dir: str | Path, batch_size: int = 64, device: str = "cpu", precision: str = "auto") -> "Predictor":
+        """Load a finished run onto `device` (cpu, cuda or auto; under torchrun, this rank's own GPU)."""
         run_dir = Path(run_dir)
         info_path = run_dir / "run.json"
         if not info_path.is_file():
@@ -66,8 +70,12 @@ class Predictor:
         if info.get("status") != "complete":
             raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r}); resume it first")
         _check_model_files(run_dir / "model")
+        device = distributed.resolve_device(device)
+        autocast = distributed.autocast_dtype(device, precision)
+        placed = distributed.process_device(device)
         # use_safetensors: never fall back to a pickle file, which could run any code as it loads.
-        model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True).eval()
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True)
+        model = model.eval().to(placed)
         labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
         if labels != info["labels"]:
             raise ValueError(f"{run_dir}: model labels {labels} differ from run.json labels {info['labels']}")
@@ -82,7 +90,8 @@ class Predictor:
         tokenizer = _load_tokenizer(run_dir / "model")
         gazetteer = load_gazetteer(run_dir / info["gazetteer"]) if info.get("gazetteer") else None
         return cls(tokenizer, model, labels, segmenter, info["max_length"], batch_size,
-                   info.get("mark_target", False), info.get("mask_target", False), gazetteer)  # fmt: skip
+                   info.get("mark_target", False), info.get("mask_target", False), gazetteer, placed,
+                   autocast)  # fmt: skip
 
     def model_input(self, country: str, text: str, segment=None) -> tuple[str, str]:
         """The (country, sentence) strings the model reads: target marked if the run was trained so, then
@@ -134,7 +143,11 @@ class Predictor:
             batch = self.tokenizer.pad(
                 {key: [encoded[key][i] for i in chunk] for key in encoded.keys()}, return_tensors="pt"
             )
-            probs = torch.softmax(self.model(**batch).logits.float(), dim=-1).tolist()
+            if self.device.type == "cuda":  # pinned pages copy to the GPU asynchronously
+                batch = {key: value.pin_memory().to(self.device, non_blocking=True) for key, value in batch.items()}
+            with distributed.autocast(self.device.type, self.autocast):
+                logits = self.model(**batch).logits
+            probs = torch.softmax(logits.float(), dim=-1).tolist()
             for index, row in zip(chunk, probs):
                 best = max(range(len(row)), key=row.__getitem__)
                 results[index] = {"label": self.labels[best], "probs": dict(zip(self.labels, row))}
