@@ -31,6 +31,20 @@ def mini_overrides(output_dir: Path, run_name: str = "mini", epochs: int = 20) -
     ]
 
 
+def kill_after_first_checkpoint(process, checkpoints: Path, kill) -> None:
+    """Wait until `process` (a training) has saved its first checkpoint, let it run into the next epoch, then
+    call kill() and reap it."""
+    import time
+
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
+        assert process.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    kill()
+    process.wait()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """One tiny model trained on the fixture, shared by the tests that only read a finished run."""

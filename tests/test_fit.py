@@ -1,9 +1,7 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from transformers import AutoModelForSequenceClassification, pipeline
@@ -11,7 +9,7 @@ from transformers import AutoModelForSequenceClassification, pipeline
 from train.config import dump_config, load_config
 from train.fit import RunFolderError, fit
 
-from .conftest import FIXTURES, REPO, mini_overrides
+from .conftest import FIXTURES, REPO, kill_after_first_checkpoint, mini_overrides
 
 TINY = REPO / "configs" / "tiny.yaml"
 
@@ -85,14 +83,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "train.cli", "train", str(TINY), *overrides, "run_name=killed"]
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoints = tmp_path / "killed" / "checkpoints"
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
-        assert process.poll() is None, "training ended before its first checkpoint"
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the second epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_after_first_checkpoint(process, tmp_path / "killed" / "checkpoints", lambda: process.kill())
     info = json.loads((tmp_path / "killed" / "run.json").read_text())
     assert info["status"] == "running", "the kill came too late to interrupt training"
 
