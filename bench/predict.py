@@ -9,6 +9,12 @@ dynamic padding and inference_mode, not about the segmenter. Usage:
     python bench/predict.py models/tiny [--pairs 2000] [--threads 1] [--batch-size 32]
 
 Sentences/s here means (country, sentence) pairs per second: the unit the model classifies.
+
+Scaling out: `python bench/predict.py models/tiny --procs 1,2 [--copies 20]` runs the real
+`torchrun --nproc_per_node N -m train.cli predict` for each N, one after the other on the same pages (the real
+pages, copied --copies times), and prints pairs/s and articles/s for each N and the scaling efficiency
+against 1 process (rate_N / (N x rate_1)). Rates use the seconds the ranks spend predicting and merging,
+as `stance predict` reports them; the wall time, with process start and model loading, is printed beside.
 """
 
 from __future__ import annotations
@@ -73,6 +79,46 @@ def timed_rounds(fn, pairs: list, total: int) -> tuple[float, list]:
     return rounds * len(pairs) / (time.perf_counter() - start), result
 
 
+def scaling(run: str, procs: list[int], threads: int, copies: int, batch_size: int) -> None:
+    """torchrun predict at each process count on the same copied pages; see the module docstring."""
+    import json
+    import shutil
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+    with tempfile.TemporaryDirectory() as tmp:
+        pages = Path(tmp) / "pages"
+        for copy in range(copies):  # distinct names: every copy is its own document
+            for folder in page_folders():
+                for file in sorted(folder.iterdir()):
+                    if file.suffix in (".txt", ".html"):
+                        pages.mkdir(exist_ok=True)
+                        shutil.copyfile(file, pages / f"{copy:03d}_{folder.name}_{file.name}")
+        print(f"{len(list(pages.iterdir()))} pages ({copies} copies of the real ones), {threads} thread(s) per process, "
+              f"batch size {batch_size}, {os.cpu_count()} CPU cores")  # fmt: skip
+        print(f"{'procs':>5} {'pairs/s':>9} {'articles/s':>10} {'speed-up':>8} {'efficiency':>10} {'seconds':>8} "
+              f"{'wall s':>7}  output")  # fmt: skip
+        base = reference = None
+        for n in procs:
+            out = Path(tmp) / f"out-{n}"
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+                       "-m", "train.cli", "predict", run, "--input", str(pages), "--output", str(out), "--device",
+                       "cpu", "--threads", str(threads), "--batch-size", str(batch_size)]  # fmt: skip
+            start = time.perf_counter()
+            done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(f"{n} process(es) failed:\n{done.stderr[-2000:]}")
+            stats = json.loads(done.stdout.strip().splitlines()[-1])
+            pairs, articles = stats["pairs"] / stats["seconds"], (stats["ok"] + stats["skipped"]) / stats["seconds"]
+            base = base or pairs
+            merged = (out / "sentences.jsonl").read_bytes() + (out / "articles.csv").read_bytes()
+            reference = reference or merged
+            same = "same as first" if merged == reference else "DIFFERS from first"
+            print(f"{n:>5} {pairs:>9.1f} {articles:>10.2f} {pairs / base:>7.2f}x {pairs / base / n * procs[0]:>10.0%} "
+                  f"{stats['seconds']:>8.1f} {wall:>7.1f}  {same}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="a finished run folder, e.g. models/tiny")
@@ -81,7 +127,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--gazetteer", default=str(REPO / "data" / "countries.yaml"))
+    parser.add_argument("--procs", help="scaling mode: comma-separated process counts, e.g. 1,2 (first is the base)")
+    parser.add_argument("--copies", type=int, default=20, help="scaling mode: copies of the real pages to predict")
     args = parser.parse_args()
+    if args.procs:
+        return scaling(args.run, [int(n) for n in args.procs.split(",")], args.threads, args.copies, args.batch_size)
 
     import torch
     from transformers import pipeline
