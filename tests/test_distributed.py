@@ -102,6 +102,14 @@ def test_device_precision_and_batch_size_choices():
     assert distributed.default_batch_size("cuda") > distributed.default_batch_size("cpu") == 32
 
 
+def test_evaluate_refuses_to_run_in_several_processes(monkeypatch, capsys):
+    from train.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["evaluate", "models/anything"]) == 2
+    assert "evaluate runs in one process" in capsys.readouterr().err
+
+
 def test_predictor_places_the_model_on_the_asked_device(tiny_run):
     pairs = [("Pháp", "Pháp viện trợ cho Ukraine."), ("Nga", "Nga phản đối trừng phạt của phương Tây.")]
     default = Predictor.from_run(tiny_run)

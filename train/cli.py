@@ -166,8 +166,11 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from .distributed import world_size
     from .evaluation import evaluate_run
 
+    if world_size() > 1:  # every process would write the same RUN/eval/<name>/ files
+        raise ValueError("evaluate runs in one process (a test split is small); start it without torchrun")
     torch.set_num_threads(args.threads)
     if args.swaps < 0:
         raise ValueError(f"--swaps must be 0 or more; got {args.swaps}")
