@@ -15,7 +15,7 @@ from train import distributed
 from train.batch import Outputs, iter_documents, predict_documents
 from train.mentions import load_gazetteer
 from train.predict import Predictor
-from train.shards import merge_parts, part_folder
+from train.shards import merge_parts, part_folder, predict_sharded
 
 from .conftest import REPO, SHARED, kill_after_first_checkpoint, mini_overrides
 from .test_batch_predict import MINI_GAZ, KeywordPredictor, make_inputs, rows
@@ -138,6 +138,12 @@ def test_parts_predicted_apart_merge_into_the_single_process_files(tmp_path):
     merge_parts(parts, out, KeywordPredictor.labels)
     for name in MERGED:
         assert (out / name).read_bytes() == (single / name).read_bytes(), name
+
+    # One process meeting a 3-process folder: no silent overwrite, no resume with another split.
+    with pytest.raises(FileExistsError, match="3-process run"):
+        predict_sharded(KeywordPredictor(), iter_documents([str(inputs)]), gaz, out, progress=False)
+    with pytest.raises(ValueError, match="resume it with 3 processes"):
+        predict_sharded(KeywordPredictor(), iter_documents([str(inputs)]), gaz, out, resume=True, progress=False)
 
 
 # --- real torchrun, 2 CPU processes ---------------------------------------------------------------------

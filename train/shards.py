@@ -80,25 +80,26 @@ def _with_global_ids(documents: Iterable) -> Iterator:
         yield doc
 
 
-def check_parts(out_dir: Path, world: int, resume: bool, force: bool) -> list[Path]:
-    """The part folders already in DIR; refuse to resume them with another number of processes, since
-    documents are dealt out by i % world_size."""
+def check_parts(out_dir: Path, world: int, resume: bool, force: bool) -> None:
+    """For the part folders already in DIR: refuse to overwrite them without --force, or to resume them with
+    another number of processes, since documents are dealt out by i % world_size."""
     parts = sorted((out_dir / PARTS).glob("rank-*-of-*"))
     worlds = {int(p.name.rsplit("-", 1)[-1]) for p in parts}
     if resume and worlds and worlds != {world}:
         raise ValueError(f"{out_dir}: its parts come from a {max(worlds)}-process run; resume it with "
                          f"{max(worlds)} processes in all (torchrun --nproc_per_node × --nnodes), not {world}")  # fmt: skip
+    if parts and not (resume or force):
+        raise FileExistsError(f"{out_dir}: already holds predictions (parts of a {max(worlds)}-process run); "
+                              "pass --resume to continue or --force")  # fmt: skip
     if resume and world > 1 and not parts and (out_dir / "documents.jsonl").exists():
         raise ValueError(f"{out_dir}: written by a single process; resume it with one process, not {world}")
-    return parts
 
 
 def _prepare(out_dir: Path, world: int, resume: bool, force: bool) -> None:
     """Rank 0, before any rank starts: refuse to clobber, or clear DIR for --force."""
     check_output_folder(out_dir)
-    parts = check_parts(out_dir, world, resume, force)
-    finished = (out_dir / "documents.jsonl").exists() or parts
-    if finished and not (resume or force):
+    check_parts(out_dir, world, resume, force)
+    if (out_dir / "documents.jsonl").exists() and not (resume or force):
         raise FileExistsError(f"{out_dir}: already holds predictions; pass --resume to continue or --force")
     if force:
         shutil.rmtree(out_dir / PARTS, ignore_errors=True)
