@@ -15,7 +15,7 @@ from train import distributed
 from train.batch import Outputs, iter_documents, predict_documents
 from train.mentions import load_gazetteer
 from train.predict import Predictor
-from train.shards import merge_parts, part_folder, predict_sharded
+from train.shards import _with_global_ids, merge_parts, part_folder, predict_sharded
 
 from .conftest import REPO, SHARED, kill_after_first_checkpoint, mini_overrides
 from .test_batch_predict import MINI_GAZ, KeywordPredictor, make_inputs, rows
@@ -126,13 +126,18 @@ def test_parts_predicted_apart_merge_into_the_single_process_files(tmp_path):
     """The sharding and the merge, in one process: rank r of 3 takes documents r, r+3, ..."""
     inputs = tmp_path / "in"
     make_inputs(inputs)
+    again = tmp_path / "again"  # a.txt twice (renamed the second time) and b.html twice (a true duplicate)
+    again.mkdir()
+    (again / "a.txt").write_text("Pháp viện trợ Ukraine.", encoding="utf-8")
+    (again / "b.html").write_bytes((inputs / "b.html").read_bytes())
+    sources = [str(inputs), str(again)]
     gaz = load_gazetteer(MINI_GAZ)
     single = tmp_path / "single"
-    predict_documents(KeywordPredictor(), iter_documents([str(inputs)]), gaz, single, progress=False)
+    predict_documents(KeywordPredictor(), iter_documents(sources), gaz, single, progress=False)
     out, world = tmp_path / "sharded", 3
     parts = [part_folder(out, rank, world) for rank in range(world)]
     for rank, part in enumerate(parts):
-        share = islice(iter_documents([str(inputs)]), rank, None, world)
+        share = islice(_with_global_ids(iter_documents(sources)), rank, None, world)
         predict_documents(KeywordPredictor(), share, gaz, part, progress=False)
     assert len(rows(parts[0] / "documents.jsonl")) < len(rows(single / "documents.jsonl"))
     merge_parts(parts, out, KeywordPredictor.labels)
