@@ -27,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
                        "and <output_dir>/<run_name>-seeds.json with mean ± std")  # fmt: skip
     add_device_options(train)
 
+    pretrain = sub.add_parser("pretrain", help="continue masked-language-model training of an encoder on "
+                              "unlabeled text; writes RUN/backbone for model.name_or_path")  # fmt: skip
+    pretrain.add_argument("config", help="YAML config file, e.g. configs/pretrain-e5-small-vi.yaml")
+    pretrain.add_argument("overrides", nargs="*", help="dotted overrides, e.g. training.max_steps=500 run_name=dapt")
+    pretrain.add_argument("--force", action="store_true", help="overwrite a non-empty run folder")
+    pretrain.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    pretrain.add_argument("--threads", type=int, help="torch CPU threads (overrides training.threads)")
+
     evaluate = sub.add_parser("evaluate", help="score a trained run on a split or data file; write RUN/eval/<name>/")
     evaluate.add_argument("run", help="run folder, e.g. models/tiny")
     source = evaluate.add_mutually_exclusive_group()
@@ -82,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     # Overrides may come after options (`stance train c.yaml --force run_name=x`), which plain
     # argparse refuses for a nargs="*" positional once an option has been seen.
     args, extra = parser.parse_known_args(argv)
-    stray = [item for item in extra if args.command != "train" or item.startswith("-") or "=" not in item]
+    with_overrides = ("train", "pretrain")
+    stray = [item for item in extra if args.command not in with_overrides or item.startswith("-") or "=" not in item]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    if args.command == "train":
+    if args.command in with_overrides:
         args.overrides = [*args.overrides, *extra]
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -160,6 +169,24 @@ def _train(args: argparse.Namespace) -> int:
     for key, stat in summary["dev"].items():
         print(f"dev {key}: {stat['mean']:.4f} ± {stat['std']:.4f} over {stat['n']} seeds")
     print(group)
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from .config import load_pretrain_config
+
+    overrides = [*args.overrides, *([f"training.threads={args.threads}"] if args.threads else [])]
+    cfg = load_pretrain_config(args.config, overrides)  # before torch loads: a typo fails at once
+    from .pretrain import pretrain
+
+    command = shlex.join(["stance", *sys.argv[1:]]) if sys.argv[1:] else ""
+    try:
+        run_dir = pretrain(cfg, force=args.force, resume=args.resume, command=command)
+    except KeyboardInterrupt:
+        kept = "run again with --resume to continue" if cfg.run_dir.is_dir() else "nothing was kept"
+        print(f"stance pretrain: interrupted; {kept} ({cfg.run_dir})", file=sys.stderr)
+        return 130
+    print(run_dir / "backbone")
     return 0
 
 
@@ -347,7 +374,7 @@ def _predict_batch(args: argparse.Namespace) -> int:
     return 0 if stats["ok"] + stats["already_done"] else 1
 
 
-_COMMANDS = {"train": _train, "predict": _predict, "data": _data, "evaluate": _evaluate, "compare": _compare}
+_COMMANDS = {"train": _train, "pretrain": _pretrain, "predict": _predict, "data": _data, "evaluate": _evaluate, "compare": _compare}
 
 if __name__ == "__main__":
     sys.exit(main())

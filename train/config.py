@@ -135,6 +135,61 @@ class Config:
         return Path(self.output_dir) / self.run_name
 
 
+@dataclass
+class PretrainDataConfig:
+    """Unlabeled text for `stance pretrain`: .txt (a line per sentence or paragraph, a blank line between
+    documents), .jsonl (one document per record, in `text_field`), either one compressed as .xz, or folders
+    of them (read recursively, in name order)."""
+
+    inputs: list[str] = field(default_factory=list)
+    text_field: str = "text"
+    # The text is already word-segmented with underscores ("Bộ_trưởng Quốc_phòng", as ../shared/corpora is).
+    # For a model that reads raw text (model.segmenter: none) the underscores become spaces again; for a
+    # PhoBERT-style model (pyvi/underthesea) segmented text is used as is and raw text is segmented.
+    segmented: bool = False
+    max_examples: int = 0  # stop after this many non-blank lines over all inputs; 0 = read everything
+
+
+@dataclass
+class PretrainModelConfig:
+    # A hub id, a local save_pretrained folder, "bundled:e5-small(-vi)", or "" to build from `scratch`
+    # (with a tokenizer learned from the inputs).
+    name_or_path: str = ""
+    scratch: ScratchConfig = field(default_factory=ScratchConfig)
+    segmenter: str = "none"  # the segmenter `stance train` will use with this backbone
+    max_length: int = 128  # tokens per training block (consecutive lines of one document packed together)
+    dropout: float = 0.1
+
+
+@dataclass
+class PretrainTrainingConfig:
+    max_steps: int = 0  # 0 = train for `epochs` over the blocks
+    epochs: float = 1.0
+    batch_size: int = 16
+    learning_rate: float = 5.0e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    mlm_probability: float = 0.15
+    save_steps: int = 200  # a checkpoint to resume from every this many steps
+    seed: int = 42
+    threads: int = 1
+
+
+@dataclass
+class PretrainConfig:
+    """`stance pretrain`: continue masked-language-model training of an encoder on unlabeled text."""
+
+    run_name: str = "pretrain"
+    output_dir: str = "models"
+    data: PretrainDataConfig = field(default_factory=PretrainDataConfig)
+    model: PretrainModelConfig = field(default_factory=PretrainModelConfig)
+    training: PretrainTrainingConfig = field(default_factory=PretrainTrainingConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.run_name
+
+
 # Config keys holding a file or folder path; relative ones are resolved by `resolve_paths`.
 PATH_KEYS = ("data.train", "data.dev", "data.test", "model.gazetteer", "model.name_or_path", "output_dir")
 PATH_RULE = (
@@ -145,17 +200,23 @@ PATH_RULE = (
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML config (or the defaults when path is None) and apply `a.b=value` overrides."""
+    cfg, source, root = _load(Config, path, overrides)
+    _check(cfg, source)
+    resolve_paths(cfg, root)
+    return cfg
+
+
+def _load(cls: type, path: str | Path | None, overrides: list[str] | tuple[str, ...]) -> tuple[Any, str, Path]:
+    """The config dataclass `cls` from YAML and overrides, its source name, and the root of its relative paths."""
     raw: dict[str, Any] = {}
     source = str(path) if path is not None else "<defaults>"
     if path is not None:
         raw = _read_yaml(Path(path), source)
     _moved_keys(raw, source)
-    cfg = _build(Config, raw, source, prefix="")
+    cfg = _build(cls, raw, source, prefix="")
     for item in overrides:
         _apply_override(cfg, item)
-    _check(cfg, source)
-    resolve_paths(cfg, project_root(Path(path)) if path is not None else Path.cwd())
-    return cfg
+    return cfg, source, project_root(Path(path)) if path is not None else Path.cwd()
 
 
 def _read_yaml(path: Path, source: str) -> dict[str, Any]:
@@ -188,10 +249,10 @@ def project_root(config_path: Path) -> Path:
     return folder
 
 
-def resolve_paths(cfg: Config, root: Path) -> None:
+def resolve_paths(cfg: Any, root: Path, keys: tuple[str, ...] = PATH_KEYS) -> None:
     """Apply PATH_RULE to every path key: a relative path that does not exist in the current folder becomes
     the absolute path under `root`, so a config works from any folder (a hub id matches no folder and stays)."""
-    for key in PATH_KEYS:
+    for key in keys:
         section, _, name = key.rpartition(".")
         owner = getattr(cfg, section) if section else cfg
         value = getattr(owner, name)
@@ -377,3 +438,47 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: key 'data.augment.swap_targets' needs 'model.gazetteer' (it finds what to swap)")
     if not 0 <= cfg.model.dropout < 1:
         raise ConfigError(f"{source}: key 'model.dropout' must be in [0, 1); got {cfg.model.dropout}")
+
+
+def load_pretrain_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> PretrainConfig:
+    """Like load_config, for `stance pretrain`'s PretrainConfig (same strictness, overrides and PATH_RULE)."""
+    cfg, source, root = _load(PretrainConfig, path, overrides)
+    _check_pretrain(cfg, source)
+    resolve_paths(cfg, root, keys=("model.name_or_path", "output_dir"))
+    cfg.data.inputs = [
+        value if Path(value).is_absolute() or Path(value).exists() else str(root / value) for value in cfg.data.inputs
+    ]
+    return cfg
+
+
+def _check_pretrain(cfg: PretrainConfig, source: str) -> None:
+    def positive(key: str, value: float) -> None:
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{source}: key '{key}' must be > 0 and finite; got {value!r}")
+
+    if not cfg.run_name or "/" in cfg.run_name or cfg.run_name in (".", ".."):
+        raise ConfigError(f"{source}: key 'run_name' must be a plain folder name; got {cfg.run_name!r}")
+    if not cfg.data.inputs:
+        raise ConfigError(f"{source}: key 'data.inputs' must list at least one .txt/.jsonl/.xz file or folder")
+    if cfg.model.segmenter not in SEGMENTERS:
+        raise ConfigError(f"{source}: key 'model.segmenter' must be one of {', '.join(SEGMENTERS)}; "
+                          f"got {cfg.model.segmenter!r}")  # fmt: skip
+    for key in ("epochs", "batch_size", "learning_rate", "save_steps", "threads"):
+        positive(f"training.{key}", getattr(cfg.training, key))
+    for key in ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "bpe_merges"):
+        positive(f"model.scratch.{key}", getattr(cfg.model.scratch, key))
+    for key in ("max_steps", "max_examples"):
+        section = cfg.training if key == "max_steps" else cfg.data
+        if getattr(section, key) < 0:
+            raise ConfigError(f"{source}: key '{'training' if key == 'max_steps' else 'data'}.{key}' must be >= 0 "
+                              f"(0: no limit); got {getattr(section, key)}")  # fmt: skip
+    if not 0 < cfg.training.mlm_probability < 1:
+        raise ConfigError(f"{source}: key 'training.mlm_probability' must be in (0, 1); "
+                          f"got {cfg.training.mlm_probability}")  # fmt: skip
+    if not 0 <= cfg.training.warmup_ratio < 1:
+        raise ConfigError(f"{source}: key 'training.warmup_ratio' must be in [0, 1); got {cfg.training.warmup_ratio}")
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError(f"{source}: key 'model.dropout' must be in [0, 1); got {cfg.model.dropout}")
+    if not 8 <= cfg.model.max_length <= MAX_LENGTH_LIMIT:
+        raise ConfigError(f"{source}: key 'model.max_length' must be in [8, {MAX_LENGTH_LIMIT}]; "
+                          f"got {cfg.model.max_length}")  # fmt: skip

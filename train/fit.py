@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -10,6 +11,7 @@ import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Iterator
 
 import datasets
 import numpy as np
@@ -81,32 +83,40 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
     torch.set_num_threads(cfg.training.threads)
     set_seed(cfg.training.seed)
 
-    log_file = run_dir / "train.log"
-    handler = logging.FileHandler(log_file, encoding="utf-8") if distributed.is_main() else logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    STEP_LOG.addHandler(handler)
-    STEP_LOG.propagate = False
-    # One bar, training's: the data steps and saving log a line each instead of a bar per split or shard.
-    bars = datasets.utils.logging.is_progress_bar_enabled(), transformers.utils.logging.is_progress_bar_enabled()
-    datasets.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
     try:
-        if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
-            from .tfidf import fit_tfidf
+        with run_log(run_dir / "train.log", write=distributed.is_main()):
+            if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
+                from .tfidf import fit_tfidf
 
-            return distributed.on_main(fit_tfidf, cfg, run_dir, command)  # one process is all it uses
-        if cfg.model.type == "ensemble":  # weights over finished runs, chosen on dev
-            from .ensemble import fit_ensemble
+                return distributed.on_main(fit_tfidf, cfg, run_dir, command)  # one process is all it uses
+            if cfg.model.type == "ensemble":  # weights over finished runs, chosen on dev
+                from .ensemble import fit_ensemble
 
-            return distributed.on_main(fit_ensemble, cfg, run_dir, command)  # one process, as for tfidf
-        _train(cfg, run_dir, checkpoint, command, device, precision)
-        distributed.barrier()  # the other ranks wait for rank 0 to finish the folder
-        return run_dir
+                return distributed.on_main(fit_ensemble, cfg, run_dir, command)  # one process, as for tfidf
+            _train(cfg, run_dir, checkpoint, command, device, precision)
+            distributed.barrier()  # the other ranks wait for rank 0 to finish the folder
+            return run_dir
     except BaseException:
         if not resume and distributed.is_main() and last_complete_checkpoint(run_dir / "checkpoints") is None:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def run_log(path: Path, write: bool = True) -> Iterator[None]:
+    """While inside: every log line also goes to `path`, the per-step loss lines (STEP_LOG) only there, and the
+    only progress bar is training's (the data steps and saving log a line each instead of a bar per split).
+    write=False (a process other than rank 0): the lines go nowhere, the rank-0 file holds them."""
+    handler = logging.FileHandler(path, encoding="utf-8") if write else logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    STEP_LOG.addHandler(handler)
+    STEP_LOG.propagate = False
+    bars = datasets.utils.logging.is_progress_bar_enabled(), transformers.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
     finally:
         logging.getLogger().removeHandler(handler)
         STEP_LOG.removeHandler(handler)

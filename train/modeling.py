@@ -120,8 +120,13 @@ def learn_phobert_tokenizer(texts: Iterable[str], num_merges: int, out_dir: str 
 
 
 def build_scratch_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, labels: tuple[str, ...]) -> PreTrainedModel:
+    return RobertaForSequenceClassification(scratch_config(cfg, tokenizer, **_label_maps(labels)))
+
+
+def scratch_config(cfg, tokenizer: PreTrainedTokenizerBase, **extra) -> RobertaConfig:
+    """The RobertaConfig of `cfg.scratch` (cfg: a ModelConfig or PretrainModelConfig) for this tokenizer."""
     spec = cfg.scratch
-    config = RobertaConfig(
+    return RobertaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden_size,
         num_hidden_layers=spec.num_hidden_layers,
@@ -136,9 +141,8 @@ def build_scratch_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, la
         hidden_dropout_prob=cfg.dropout,
         attention_probs_dropout_prob=cfg.dropout,
         tokenizer_class=type(tokenizer).__name__,
-        **_label_maps(labels),
+        **extra,
     )
-    return RobertaForSequenceClassification(config)
 
 
 def load_pretrained(source: str, cfg: ModelConfig, labels: tuple[str, ...]) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
