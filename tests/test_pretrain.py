@@ -10,11 +10,12 @@ import sys
 import time
 
 import pytest
+import torch
 import transformers
 
 from train.config import ConfigError, load_config, load_pretrain_config
 from train.fit import RunFolderError, fit
-from train.pretrain import cap_lines, input_files, iter_blocks, iter_documents, pretrain, unsegment
+from train.pretrain import MaskedOnlyTrainer, cap_lines, input_files, iter_blocks, iter_documents, pretrain, unsegment
 
 from .conftest import FIXTURES, REPO, mini_overrides
 
@@ -131,8 +132,21 @@ def test_pretrain_resumes_after_kill_and_stance_train_starts_from_the_backbone(t
                for block in blocks)  # fmt: skip
     assert blocks[-1]["input_ids"][1:-1] == tokenizer("Hội_đồng Bảo_an", add_special_tokens=False)["input_ids"]
 
+    # The trainer's loss (head on the masked positions only) is the model's own MLM loss.
+    model = transformers.AutoModelForMaskedLM.from_pretrained(backbone).eval()
+    torch.manual_seed(0)
+    batch = transformers.DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.3)(blocks)
+    args = transformers.TrainingArguments(output_dir=str(tmp_path / "unused"), report_to="none", use_cpu=True)
+    with torch.no_grad():
+        ours = MaskedOnlyTrainer(model=model, args=args).compute_loss(model, dict(batch))
+        assert ours.item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
+
     classifier = transformers.AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=4)
     assert classifier.config.num_labels == 4
+    # A local RoBERTa folder (as a PhoBERT download is) keeps its MLM head: pretraining can go on from it.
+    again = pretrain(load_pretrain_config(TINY, [*_train_overrides(tmp_path, "again", 2), f"model.name_or_path={backbone}"]))
+    head = json.loads((again / "run.json").read_text())["mlm_head"]
+    assert head["initialised"] == [] and head["tied_to_input_embeddings"] is True
     cfg = load_config(REPO / "configs" / "tiny.yaml",
                       [*mini_overrides(tmp_path / "runs", run_name="from-backbone", epochs=1),
                        f"model.name_or_path={backbone}"])  # fmt: skip
