@@ -374,7 +374,8 @@ def _predict_batch(args: argparse.Namespace) -> int:
     return 0 if stats["ok"] + stats["already_done"] else 1
 
 
-_COMMANDS = {"train": _train, "pretrain": _pretrain, "predict": _predict, "data": _data, "evaluate": _evaluate, "compare": _compare}
+_COMMANDS = {"train": _train, "pretrain": _pretrain, "predict": _predict, "data": _data, "evaluate": _evaluate,
+             "compare": _compare}  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""pretrain(cfg) → a run folder whose backbone/ is an encoder after more masked-language-model training on unlabeled text.
+"""pretrain(cfg) → a run folder whose backbone/ is an encoder trained further as a masked LM on unlabeled text.
 
 Domain-adaptive pretraining: the encoder reads the users' own news (or ../shared/corpora) with 15% of its tokens
 masked and learns to restore them; `stance train` then starts from RUN/backbone (model.name_or_path).
