@@ -201,6 +201,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     Returns that folder.
     """
     from .config import load_config
+    from .modelcard import write_model_card
     from .predict import Predictor
     from .report import write_reports
 
@@ -246,6 +247,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     write_jsonl(out_dir / "swaps.jsonl", swapped)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_reports(metrics, out_dir)
+    info = run_dir / "run.json"
+    if info.is_file() and json.loads(info.read_text(encoding="utf-8")).get("status") == "complete":
+        write_model_card(run_dir)  # its tables list every evaluation the folder holds
     log.info("%s on %s: accuracy %.4f, macro-F1 %.4f, F_avg %.4f, ECE %.4f, swap consistency %s → %s", run_dir, name,
              metrics["accuracy"], metrics["macro_f1"], metrics["f_avg"], metrics["calibration"]["ece"],
              swap["consistency"], out_dir)  # fmt: skip
