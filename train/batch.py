@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .articles import clean_page, diacritic_share, html_to_text, split_sentences
+from .articles import clean_page, diacritic_share, split_sentences
+from .htmlpage import extract_html
 from .mentions import Gazetteer
 from .paircache import MAX_PAIRS, PairCache
 
@@ -56,6 +57,7 @@ class Document:
     problem: str = ""  # why it cannot be used; empty when it can
     warning: str = ""  # used anyway, but with a note (truncated, renamed, unaccented)
     html: bool = False
+    meta: dict = field(default_factory=dict)  # .html pages: title, date and which extractor read them
 
 
 @dataclass
@@ -181,7 +183,10 @@ def prepare(doc: Document, gazetteer: Gazetteer) -> Prepared:
     prepared = Prepared(doc)
     if doc.problem:
         return prepared
-    text = html_to_text(doc.text) if doc.html else doc.text
+    if doc.html:
+        text, doc.meta = extract_html(doc.text)
+    else:
+        text = doc.text
     prepared.sentences = split_sentences(clean_page(text))
     share, n_words = diacritic_share(" ".join(prepared.sentences))
     if n_words >= 3 and share < UNACCENTED:  # the gazetteer's names are accented: "Hoa Ky", "Phap" match nothing
@@ -308,7 +313,7 @@ class Outputs:
             self._write("skipped.jsonl", _json_line(reason))
         ledger = {"article": doc.article, "source": doc.source, "status": "skipped" if doc.problem else "ok",
                   "sentences": n_sentences, "pairs": len(sentence_rows), "sha256": doc.sha256,
-                  "reused": reused}  # fmt: skip
+                  "reused": reused, **doc.meta}  # fmt: skip
         self._write("documents.jsonl", _json_line(ledger))
 
     def close(self) -> None:
@@ -521,7 +526,8 @@ def _emit(item: Prepared, results: list[dict], labels: list[str], out: Outputs, 
     for row in sentence_rows:
         by_country.setdefault(row["country"], []).append(row)
     article_rows = [
-        {"article": doc.article, "country": country, **aggregate(rows, labels, top_k, min_evidence), "source": doc.source}
+        {"article": doc.article, "country": country, **aggregate(rows, labels, top_k, min_evidence), "source": doc.source,
+         **doc.meta}
         for country, rows in by_country.items()
     ]
     reused = sum(result.get("reused", False) for result in results)
