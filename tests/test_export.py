@@ -9,7 +9,7 @@ from train import export
 from train.cli import main
 from train.predict import Predictor
 
-from .conftest import MINI
+from .conftest import FIXTURES, MINI, REPO, mini_overrides
 
 SENTENCES = [
     ("Đức", "Đức công bố gói viện trợ quân sự mới cho Ukraine trị giá 500 triệu USD."),
@@ -45,6 +45,13 @@ def test_export_gates_and_backends_agree_with_torch(run_copy, tmp_path, capsys):
         assert ours["label"] == theirs["label"]
         assert max(abs(ours["probs"][k] - theirs["probs"][k]) for k in ours["probs"]) < 1e-4
 
+    out = tmp_path / "out"
+    pages = str(FIXTURES / "html")
+    assert main(["predict", str(run_copy), "--backend", "onnx", "--input", pages, "--output", str(out)]) == 0
+    assert main(["predict", str(run_copy), "--input", pages, "--output", str(tmp_path / "torch")]) == 0
+    by_torch = (tmp_path / "torch" / "articles.jsonl").read_text(encoding="utf-8")
+    assert [json.loads(r)["label"] for r in (out / "articles.jsonl").open()] == [json.loads(r)["label"] for r in by_torch.splitlines()]
+
     assert main(["evaluate", str(run_copy), "--backend", "onnx"]) == 0
     assert main(["evaluate", str(run_copy)]) == 0
     ort_eval = json.loads((run_copy / "eval" / "test-onnx" / "metrics.json").read_text(encoding="utf-8"))
@@ -74,3 +81,14 @@ def test_unusable_or_changed_exports_are_refused_with_the_reason(run_copy, monke
         handle.write(b"\0")
     with pytest.raises(RuntimeError, match="changed since export"):
         Predictor.from_run(run_copy, backend="onnx")
+
+
+def test_tfidf_runs_have_nothing_to_export(tmp_path):
+    from train.config import load_config
+    from train.fit import fit
+
+    run = fit(load_config(REPO / "configs" / "tfidf.yaml", mini_overrides(tmp_path, run_name="tf")))
+    with pytest.raises(ValueError, match="TF-IDF run has no network to export"):
+        export.export_onnx(run)
+    with pytest.raises(ValueError, match="use --backend torch"):
+        Predictor.from_run(run, backend="onnx-int8")
