@@ -53,7 +53,10 @@ def test_transformer_card_parses_and_the_folder_still_loads_in_a_pipeline(tiny_r
     evaluate_run(run, data=realdev)
     meta, body = front_matter(run / "model" / "README.md")
     test = json.loads((run / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))
-    assert index_values(meta, "test") == {"macro-F1": round(test["macro_f1"], 4), "accuracy": round(test["accuracy"], 4)}
+    values = index_values(meta, "test")
+    assert (values["macro-F1"], values["accuracy"]) == (round(test["macro_f1"], 4), round(test["accuracy"], 4))
+    if test.get("swap_consistency") is not None:  # the country-swap check of stance evaluate
+        assert values["swap consistency"] == round(test["swap_consistency"], 4) and "| data | swap consistency |" in body
     assert "realdev" in {r["dataset"]["split"] for r in meta["model-index"][0]["results"]}
     assert f"| test | {test['n']} | {test['accuracy']:.4f} | {test['macro_f1']:.4f} |" in body
     assert f"stance predict {run} " in body  # the folder it was rewritten in

@@ -82,9 +82,9 @@ def _front_matter(run_name: str, info: dict, dev: dict, evaluations: list[tuple[
             continue
         values = [{"type": "f1", "value": round(float(metrics["macro_f1"]), 4), "name": "macro-F1", "args": {"average": "macro"}},
                   {"type": "accuracy", "value": round(float(metrics["accuracy"]), 4), "name": "accuracy"}]  # fmt: skip
-        if "swap_macro_f1" in metrics:
+        if metrics.get("swap_macro_f1") is not None:
             values.append({"type": "f1", "value": round(float(metrics["swap_macro_f1"]), 4), "name": "swap macro-F1"})
-        if "swap_consistency" in metrics:
+        if metrics.get("swap_consistency") is not None:
             values.append({"type": "swap_consistency", "value": round(float(metrics["swap_consistency"]), 4),
                            "name": "swap consistency"})  # fmt: skip
         results.append({
@@ -107,10 +107,10 @@ def _eval_table(dev: dict, evaluations: list[tuple[str, dict]], labels: list[str
         cells = " | ".join(f"{per_class[l]['f1']:.4f}" if l in per_class else "" for l in labels)
         lines.append(f"| {name} | {m.get('n', '')} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
                      f"{m.get('f_avg', 0):.4f} | {m.get('calibration', {}).get('ece', 0):.4f} | {cells} |")  # fmt: skip
-    swaps = [(name, m) for name, m in evaluations if "swap_consistency" in m]
+    swaps = [(name, m) for name, m in evaluations if m.get("swap_consistency") is not None]  # None: nothing to swap
     if swaps:
         lines += ["", "| data | swap consistency | swap macro-F1 |", "|---|---:|---:|"]
-        lines += [f"| {name} | {m['swap_consistency']:.4f} | {m.get('swap_macro_f1', float('nan')):.4f} |" for name, m in swaps]
+        lines += [f"| {name} | {m['swap_consistency']:.4f} | {m.get('swap_macro_f1') or float('nan'):.4f} |" for name, m in swaps]
     return lines
 
 
