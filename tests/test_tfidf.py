@@ -89,7 +89,7 @@ def tfidf_run(tmp_path_factory):
 
 def test_run_folder_has_no_pickle_and_predicts_through_predictor(tfidf_run):
     run = tfidf_run
-    assert sorted(p.name for p in (run / "model").iterdir()) == ["gazetteer.yaml", "params.json", "weights.npz"]
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["README.md", "gazetteer.yaml", "params.json", "weights.npz"]
     with np.load(run / "model" / "weights.npz", allow_pickle=False) as npz:  # fails if anything is pickled
         assert {"coef", "intercept", "idf_word", "idf_char", "idf_target"} == set(npz.files)
     info = json.loads((run / "run.json").read_text(encoding="utf-8"))

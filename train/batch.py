@@ -29,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .articles import clean_page, diacritic_share, html_to_text, split_sentences
+from .articles import clean_page, diacritic_share, split_sentences
+from .htmlpage import extract_html
 from .mentions import Gazetteer
+from .paircache import MAX_PAIRS, PairCache
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class Document:
     problem: str = ""  # why it cannot be used; empty when it can
     warning: str = ""  # used anyway, but with a note (truncated, renamed, unaccented)
     html: bool = False
+    meta: dict = field(default_factory=dict)  # .html pages: title, date and which extractor read them
 
 
 @dataclass
@@ -180,7 +183,10 @@ def prepare(doc: Document, gazetteer: Gazetteer) -> Prepared:
     prepared = Prepared(doc)
     if doc.problem:
         return prepared
-    text = html_to_text(doc.text) if doc.html else doc.text
+    if doc.html:
+        text, doc.meta = extract_html(doc.text)
+    else:
+        text = doc.text
     prepared.sentences = split_sentences(clean_page(text))
     share, n_words = diacritic_share(" ".join(prepared.sentences))
     if n_words >= 3 and share < UNACCENTED:  # the gazetteer's names are accented: "Hoa Ky", "Phap" match nothing
@@ -293,7 +299,9 @@ class Outputs:
         while data:  # os.write may write less than asked; never leave a line half done by our own doing
             data = data[os.write(self._fds[name], data) :]
 
-    def document(self, doc: Document, sentence_rows: list[dict], article_rows: list[dict], n_sentences: int) -> None:
+    def document(
+        self, doc: Document, sentence_rows: list[dict], article_rows: list[dict], n_sentences: int, reused: int = 0
+    ) -> None:
         if sentence_rows:
             self._write("sentences.jsonl", "".join(_json_line(row) for row in sentence_rows))
         if article_rows:
@@ -304,7 +312,8 @@ class Outputs:
                       "reason": "; ".join(note for note in (doc.warning, doc.problem) if note)}  # fmt: skip
             self._write("skipped.jsonl", _json_line(reason))
         ledger = {"article": doc.article, "source": doc.source, "status": "skipped" if doc.problem else "ok",
-                  "sentences": n_sentences, "pairs": len(sentence_rows), "sha256": doc.sha256}  # fmt: skip
+                  "sentences": n_sentences, "pairs": len(sentence_rows), "sha256": doc.sha256,
+                  "reused": reused, **doc.meta}  # fmt: skip
         self._write("documents.jsonl", _json_line(ledger))
 
     def close(self) -> None:
@@ -425,10 +434,13 @@ def write_summary(folder: Path, labels: list[str]) -> Path:
         counts.setdefault(row["country"], dict.fromkeys(labels, 0))[row["label"]] += 1
     documents = list(_read_rows(folder / "documents.jsonl"))
     ok = sum(row["status"] == "ok" for row in documents)
+    pairs, reused = sum(row.get("pairs", 0) for row in documents), sum(row.get("reused", 0) for row in documents)
     lines = [
         "# Stance summary", "",
         f"{ok} of {len(documents)} documents had country mentions; {len(documents) - ok} skipped "
         "(see skipped.jsonl). One verdict per article and country; rule in train/batch.py.", "",
+        f"{pairs} (sentence, country) pairs; {reused} of them repeated an earlier pair of the run and reused its "
+        "result (train/paircache.py).", "",
         "| country | articles | " + " | ".join(labels) + " |",
         "|---|---:|" + "---:|" * len(labels),
     ]  # fmt: skip
@@ -452,9 +464,12 @@ def predict_documents(
     top_k: int = 3,
     min_evidence: float = 0.0,
     progress: bool = True,
+    cache_pairs: int = MAX_PAIRS,
 ) -> dict:
-    """Run the whole pipeline; returns counts {"ok", "skipped", "already_done", "pairs"}. `settings` (the
-    model's identity, input options) are recorded in the folder; --resume refuses to continue with others.
+    """Run the whole pipeline; returns counts {"ok", "skipped", "already_done", "pairs", "sentences", "reused"}
+    ("reused": pairs that repeated an earlier one and were not classified again; see train/paircache.py).
+    `settings` (the model's identity, input options) are recorded in the folder; --resume refuses to continue
+    with others.
 
     Documents are gathered until about `pairs_per_step` pairs are waiting, so the model sees full, length-
     sorted batches even when each article is short; results are written document by document right after.
@@ -462,14 +477,15 @@ def predict_documents(
     from tqdm.auto import tqdm
 
     out = Outputs(Path(out_dir), resume=resume, force=force, settings={**(settings or {}), "top_k": top_k})
-    stats = {"ok": 0, "skipped": 0, "already_done": 0, "pairs": 0, "sentences": 0}
+    stats = {"ok": 0, "skipped": 0, "already_done": 0, "pairs": 0, "sentences": 0, "reused": 0}
+    cache = PairCache(predictor, cache_pairs)
     bar = tqdm(unit="doc", desc="predicting", disable=not progress, dynamic_ncols=True)
     started = time.perf_counter()
     waiting: list[Prepared] = []
 
     def flush() -> None:
         pairs = [(country, item.sentences[index]) for item in waiting for index, country in item.pairs]
-        results = iter(predictor.predict(pairs)) if pairs else iter(())
+        results = iter(cache.predict(pairs)) if pairs else iter(())
         for item in waiting:
             _emit(item, [next(results) for _ in item.pairs], predictor.labels, out, stats, top_k, min_evidence)
             bar.update(1)
@@ -510,10 +526,13 @@ def _emit(item: Prepared, results: list[dict], labels: list[str], out: Outputs, 
     for row in sentence_rows:
         by_country.setdefault(row["country"], []).append(row)
     article_rows = [
-        {"article": doc.article, "country": country, **aggregate(rows, labels, top_k, min_evidence), "source": doc.source}
+        {"article": doc.article, "country": country, **aggregate(rows, labels, top_k, min_evidence), "source": doc.source,
+         **doc.meta}
         for country, rows in by_country.items()
     ]
-    out.document(doc, sentence_rows, article_rows, len(item.sentences))
+    reused = sum(result.get("reused", False) for result in results)
+    out.document(doc, sentence_rows, article_rows, len(item.sentences), reused)
+    stats["reused"] += reused
     stats["skipped" if doc.problem else "ok"] += 1
     stats["pairs"] += len(sentence_rows)
     stats["sentences"] += len(item.sentences)

@@ -11,6 +11,9 @@ import sys
 from . import __version__
 
 
+BACKENDS = ("torch", "onnx", "onnx-int8")  # train/export.py's, repeated so `stance --help` imports no torch
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stance", description="Vietnamese country-stance models (Russia–Ukraine war).")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -50,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--force", action="store_true",
                           help="replace RUN/eval/<name> even when it holds another data file's evaluation")  # fmt: skip
     add_device_options(evaluate)
+    evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help="torch, or a gated `stance export`")
 
     compare = sub.add_parser("compare", help="compare evaluated runs (or *-seeds.json groups) with significance")
     compare.add_argument("runs", nargs="+", help="run folders or seed-group files; deltas are against the first")
@@ -76,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
                          "model's probability for it is at least this (default: train/batch.py MIN_EVIDENCE)")  # fmt: skip
     predict.add_argument("--threads", type=_at_least_one, default=1, help="torch CPU threads")
     add_device_options(predict)
+    predict.add_argument("--backend", default="torch", choices=BACKENDS, help="torch, or a gated `stance export`")
+
+    export = sub.add_parser("export", help="export a run's model to ONNX (RUN/onnx/), gated on accuracy")
+    export.add_argument("run", help="run folder, e.g. models/e5-small")
+    export.add_argument("--onnx", action="store_true", required=True, help="ONNX (the one format so far)")
+    export.add_argument("--int8", action="store_true", help="also a dynamically quantized int8 model")
+    export.add_argument("--realdev", help="second gate file (default: shared/realdev/sentences.jsonl beside the repo)")
+    export.add_argument("--threads", type=_at_least_one, default=1, help="CPU threads")
 
     data = sub.add_parser("data", help="check and describe the stance dataset")
     data.add_argument("action", choices=("validate", "stats", "split", "add", "agreement"))
@@ -211,7 +223,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(out_dir)
         return 0
     out_dir = evaluate_run(args.run, data=args.data, split=args.split, swaps=args.swaps, swap_seed=args.swap_seed,
-                           name=args.name, force=args.force, device=args.device, precision=args.precision)  # fmt: skip
+                           name=args.name, force=args.force, device=args.device, precision=args.precision,
+                           backend=args.backend)  # fmt: skip
     metrics = json.loads((out_dir / "metrics.json").read_text(encoding="utf-8"))
     print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  F_avg {metrics['f_avg']:.4f}  "
           f"ECE {metrics['calibration']['ece']:.4f}  ({metrics['n']} examples)")  # fmt: skip
@@ -254,7 +267,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer, target_spans
 
-    predictor = Predictor.from_run(args.run, device=args.device, precision=args.precision)
+    predictor = Predictor.from_run(args.run, device=args.device, precision=args.precision, backend=args.backend)
     gazetteer = predictor.gazetteer or load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
     country, text = (unicodedata.normalize("NFC", value) for value in (args.country, args.text))
     if target_spans(text, country, gazetteer):
@@ -350,14 +363,14 @@ def _predict_batch(args: argparse.Namespace) -> int:
     gazetteer = load_gazetteer(gazetteer_path)
     device = resolve_device(args.device)
     predictor = Predictor.from_run(args.run, batch_size=args.batch_size or default_batch_size(device), device=device,
-                                   precision=args.precision)  # fmt: skip
+                                   precision=args.precision, backend=args.backend)  # fmt: skip
     min_evidence = MIN_EVIDENCE if args.min_evidence is None else args.min_evidence
     if not 0 <= min_evidence <= 1:
         raise ValueError(f"--min-evidence must be a probability in [0, 1]; got {min_evidence}")
     # What --resume must find unchanged: the model, and the options that decide the rows.
     gazetteer_id = {"path": str(gazetteer_path.resolve()), "sha256": sha256_file(gazetteer_path)}
     settings = {"model": run_identity(args.run), "text_field": args.text_field, "gazetteer": gazetteer_id,
-                "min_evidence": min_evidence}  # fmt: skip
+                "min_evidence": min_evidence, "backend": args.backend}  # fmt: skip
     documents = iter_documents(args.input, text_field=args.text_field)
     try:
         with logging_redirect_tqdm():  # a warning gets a line of its own instead of breaking into the bar
@@ -374,8 +387,26 @@ def _predict_batch(args: argparse.Namespace) -> int:
     return 0 if stats["ok"] + stats["already_done"] else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from .export import DEFAULT_REALDEV, export_onnx
+
+    torch.set_num_threads(args.threads)
+    manifest = export_onnx(args.run, int8=args.int8, realdev=args.realdev or DEFAULT_REALDEV)
+    for note in manifest["notes"]:
+        print(f"note: {note}")
+    for backend, variant in manifest["variants"].items():
+        checks = "  ".join(f"{name} {c['macro_f1']:.4f} (torch {c['torch_macro_f1']:.4f}, Δ {c['delta']:+.4f})"
+                           for name, c in variant["checks"].items())  # fmt: skip
+        verdict = "usable" if variant["usable"] else f"UNUSABLE: {variant['reason']}"
+        print(f"{backend}: {variant['file']} sha256 {variant['sha256'][:12]}  {checks}  → {verdict}")
+    return 0 if all(variant["usable"] for variant in manifest["variants"].values()) else 1
+
+
 _COMMANDS = {"train": _train, "pretrain": _pretrain, "predict": _predict, "data": _data, "evaluate": _evaluate,
-             "compare": _compare}  # fmt: skip
+             "compare": _compare,
+             "export": _export}  # fmt: skip
 
 if __name__ == "__main__":
     sys.exit(main())

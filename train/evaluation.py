@@ -191,8 +191,9 @@ def eval_folder(run_dir: Path, name: str, data: str | Path, force: bool = False)
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str = "test", predictor=None,
                  swaps: int = SWAPS, swap_seed: int = 0, name: str | None = None, force: bool = False,
-                 device: str = "cpu", precision: str = "auto") -> Path:  # fmt: skip
-    """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/.
+                 device: str = "cpu", precision: str = "auto", backend: str = "torch") -> Path:  # fmt: skip
+    """Predict every example of `data` (or of the run's own `split` file) and write RUN/eval/<name>/
+    (RUN/eval/<name>-<backend>/ for an ONNX backend, so the torch model's evaluation is kept beside it).
 
     The folder holds predictions.jsonl, swaps.jsonl (the country-swap copies and their predictions),
     metrics.json (with the data file's sha256, which compare checks), report.md and report.html. `swaps`
@@ -200,6 +201,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     Returns that folder.
     """
     from .config import load_config
+    from .modelcard import write_model_card
     from .predict import Predictor
     from .report import write_reports
 
@@ -212,9 +214,11 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
         data, name = getattr(load_config(run_dir / "config.yaml").data, split), name or split
     else:
         name = name or Path(data).name.removesuffix(".jsonl").removesuffix(".json")
+    if backend != "torch":
+        name = f"{name}-{backend}"
     examples = read_jsonl(data)
     out_dir = eval_folder(run_dir, name, data, force)
-    predictor = predictor or Predictor.from_run(run_dir, device=device, precision=precision)
+    predictor = predictor or Predictor.from_run(run_dir, device=device, precision=precision, backend=backend)
     copies = swap_set(examples, swap_gazetteer(predictor), swaps, swap_seed) if swaps else []
     outputs = predictor.predict([(row["country"], row["text"]) for row in [*examples, *copies]])
     rows = [
@@ -231,6 +235,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     metrics = {
         "run": str(run_dir),
         "name": name,
+        "backend": backend,
         "data": {"path": str(data), "sha256": sha256_file(data), "n": len(rows)},
         **metrics,
         "swap_consistency": swap["consistency"],
@@ -242,6 +247,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     write_jsonl(out_dir / "swaps.jsonl", swapped)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_reports(metrics, out_dir)
+    info = run_dir / "run.json"
+    if info.is_file() and json.loads(info.read_text(encoding="utf-8")).get("status") == "complete":
+        write_model_card(run_dir)  # its tables list every evaluation the folder holds
     log.info("%s on %s: accuracy %.4f, macro-F1 %.4f, F_avg %.4f, ECE %.4f, swap consistency %s → %s", run_dir, name,
              metrics["accuracy"], metrics["macro_f1"], metrics["f_avg"], metrics["calibration"]["ece"],
              swap["consistency"], out_dir)  # fmt: skip

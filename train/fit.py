@@ -40,6 +40,7 @@ from .modeling import (
     resolve_source,
 )
 from .mentions import GAZETTEER_FILE, copy_gazetteer, load_gazetteer, target_view
+from .modelcard import write_model_card
 from .segment import get_segmenter
 from .swap import swap_augmenter, uses_gazetteer
 
@@ -88,18 +89,21 @@ def fit(cfg: Config, *, force: bool = False, resume: bool = False, command: str 
             if cfg.model.type == "tfidf":  # the classical baseline: same run folder, no Trainer, nothing to resume
                 from .tfidf import fit_tfidf
 
-                return distributed.on_main(fit_tfidf, cfg, run_dir, command)  # one process is all it uses
-            if cfg.model.type == "ensemble":  # weights over finished runs, chosen on dev
+                distributed.on_main(fit_tfidf, cfg, run_dir, command)  # one process is all it uses
+            elif cfg.model.type == "ensemble":  # weights over finished runs, chosen on dev
                 from .ensemble import fit_ensemble
 
-                return distributed.on_main(fit_ensemble, cfg, run_dir, command)  # one process, as for tfidf
-            _train(cfg, run_dir, checkpoint, command, device, precision)
-            distributed.barrier()  # the other ranks wait for rank 0 to finish the folder
-            return run_dir
+                distributed.on_main(fit_ensemble, cfg, run_dir, command)  # one process, as for tfidf
+            else:
+                _train(cfg, run_dir, checkpoint, command, device, precision)
+                distributed.barrier()  # the other ranks wait for rank 0 to finish the folder
     except BaseException:
         if not resume and distributed.is_main() and last_complete_checkpoint(run_dir / "checkpoints") is None:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    # Outside the try: the run is finished, and nothing a card does may remove it.
+    distributed.on_main(write_model_card, run_dir)  # RUN/model/README.md, for every finished run
+    return run_dir
 
 
 @contextlib.contextmanager

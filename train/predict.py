@@ -52,13 +52,17 @@ class Predictor:
     autocast: torch.dtype | None = None  # fp16/bf16 on CUDA (train.distributed.autocast_dtype), else None
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, batch_size: int = 64, device: str = "cpu", precision: str = "auto") -> "Predictor":
-        """Load a finished run onto `device` (cpu, cuda or auto; under torchrun, this rank's own GPU)."""
+    def from_run(cls, run_dir: str | Path, batch_size: int = 64, device: str = "cpu", precision: str = "auto",
+                 backend: str = "torch") -> "Predictor":  # fmt: skip
+        """Load a finished run onto `device` (cpu, cuda or auto; under torchrun, this rank's own GPU).
+        `backend`: torch (default), or onnx / onnx-int8, the gated CPU exports of `stance export` (train/export.py)."""
         run_dir = Path(run_dir)
         info_path = run_dir / "run.json"
         if not info_path.is_file():
             raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
         info = read_json(info_path)
+        if backend != "torch" and info.get("model_type") in ("tfidf", "ensemble"):
+            raise ValueError(f"{run_dir}: a {info['model_type']} run has no ONNX export; use --backend torch")
         if info.get("model_type") == "tfidf":  # the baseline keeps its own format; same interface
             from .tfidf import TfidfPredictor
 
@@ -73,9 +77,16 @@ class Predictor:
         device = distributed.resolve_device(device)
         autocast = distributed.autocast_dtype(device, precision)
         placed = distributed.process_device(device)
-        # use_safetensors: never fall back to a pickle file, which could run any code as it loads.
-        model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True)
-        model = model.eval().to(placed)
+        if backend == "torch":
+            # use_safetensors: never fall back to a pickle file, which could run any code as it loads.
+            model = AutoModelForSequenceClassification.from_pretrained(run_dir / "model", use_safetensors=True)
+            model = model.eval().to(placed)
+        else:
+            from .export import OnnxModel
+
+            if placed.type != "cpu":
+                raise ValueError(f"--backend {backend} runs on the CPU (ONNX Runtime); use --device cpu or --backend torch")
+            model = OnnxModel.from_run(run_dir, backend)
         labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
         if labels != info["labels"]:
             raise ValueError(f"{run_dir}: model labels {labels} differ from run.json labels {info['labels']}")
