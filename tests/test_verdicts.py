@@ -38,7 +38,8 @@ def test_gold_is_read_in_both_layouts_and_bad_rows_name_the_file(tmp_path):
 
 def test_min_evidence_keeps_a_hesitant_sentence_from_giving_a_stance():
     rows = [sentence("a", "Anh", U, 0.55, 0), sentence("a", "Anh", O, 0.9, 1)]
-    assert aggregate(rows, list(LABELS))["label"] == U  # one hesitant stance sentence is enough today
+    assert aggregate(rows, list(LABELS), min_evidence=0.0)["label"] == U  # without a threshold one is enough
+    assert aggregate(rows, list(LABELS))["label"] == O  # the default threshold (MIN_EVIDENCE 0.6) asks for more
     assert aggregate(rows, list(LABELS), min_evidence=0.6)["label"] == O
     confident = [sentence("a", "Anh", U, 0.8, 0), sentence("a", "Anh", O, 0.9, 1)]
     assert aggregate(confident, list(LABELS), min_evidence=0.6)["label"] == U
