@@ -31,6 +31,14 @@ def mini_overrides(output_dir: Path, run_name: str = "mini", epochs: int = 20) -
     ]
 
 
+def default_sigint() -> None:
+    """preexec_fn for a child that the test stops with Ctrl-C: a child started from a background job inherits
+    SIGINT ignored (shells do that to `cmd &`), and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def kill_after_first_checkpoint(process, checkpoints: Path, kill) -> None:
     """Wait until `process` (a training) has saved its first checkpoint, let it run into the next epoch, then
     call kill() and reap it."""

@@ -17,7 +17,7 @@ from train.batch import aggregate, iter_documents, predict_documents
 from train.data import LABELS
 from train.mentions import DEFAULT_GAZETTEER, load_gazetteer
 
-from .conftest import FIXTURES, REPO, SHARED
+from .conftest import FIXTURES, REPO, SHARED, default_sigint
 
 MINI_GAZ = FIXTURES / "countries_mini.yaml"
 SEEDS = SHARED / "seeds"
@@ -175,7 +175,7 @@ def test_an_interrupted_run_loses_nothing_finished_and_resumes(tmp_path, sig):
     out = tmp_path / "out"
     script = KILLABLE.format(repo=str(REPO), inputs=str(inputs), gaz=str(MINI_GAZ), out=str(out))
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                            stderr=subprocess.PIPE)  # fmt: skip
+                            stderr=subprocess.PIPE, preexec_fn=default_sigint)  # fmt: skip
     ledger = out / "documents.jsonl"
     deadline = time.time() + 300  # a loaded machine may take a minute just to import torch in the child
     while time.time() < deadline and (not ledger.exists() or ledger.read_text().count("\n") < 3):

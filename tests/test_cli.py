@@ -12,7 +12,7 @@ import time
 from train import __version__
 from train.data import LABELS
 
-from .conftest import MINI, REPO, mini_overrides
+from .conftest import MINI, REPO, default_sigint, mini_overrides
 
 
 def run(*args):
@@ -107,7 +107,8 @@ def test_ctrl_c_keeps_the_run_and_resume_refuses_changed_data(tmp_path):
                  f"data.train={data / 'train.jsonl'}", f"data.dev={data / 'dev.jsonl'}"]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "train.cli", "train", "configs/tiny.yaml", *overrides], cwd=REPO,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=default_sigint)  # fmt: skip
     checkpoints = tmp_path / "stopped" / "checkpoints"
     deadline = time.time() + 300
     while time.time() < deadline and not list(checkpoints.glob("checkpoint-*/trainer_state.json")):
