@@ -59,6 +59,7 @@ def predict_sharded(predictor, documents: Iterable, gazetteer, out_dir: str | Pa
     stats = predict_documents(predictor, share, gazetteer, part, resume=resume, force=force, **options)
     every = distributed.gather(stats)  # waits for the slowest rank
     distributed.on_main(merge_parts, [part_folder(out_dir, r, world) for r in range(world)], out_dir, predictor.labels)
+    distributed.shutdown()
     totals = {key: sum(s[key] for s in every) for key in stats}
     return {**totals, "seconds": round(time.perf_counter() - started, 3)}
 
