@@ -19,13 +19,13 @@ The chosen text (all of it may ship with the project; nothing from ../shared, wh
   Russian, Ukrainian and Bulgarian names transliterated to Latin letters (Sergey, Volodymyr); the US census first
   names and 20,000 most common surnames of the `names` package (MIT; census data, public domain); Babel's CLDR
   territory, language, currency, script and city names in 5 languages (BSD-3); every pinyin syllable (initial +
-  final) and pair of syllables, Capitalized (Wanzhou, Xiaomi);
+  final) and pair of syllables, Capitalized (Zhongguo, Xiaoping);
 - English: the 35,000 most frequent words of symspellpy's frequency_dictionary_en_82_765.txt (MIT; made from
   Google Books Ngram counts, free for any use, and the SCOWL word list, MIT-like), lower and Capitalized;
 - e5's "query: " and "passage: " prefixes;
 - generated: integers 0-9999, thousands (1.000, 2.500.000), decimals (3,5 and 2.8), ranges (1-3), dates
-  (12-5-2018, 12/5/2018, 5/2018, 2018-05-12), times (19:30), numbers 0-2100 next to punctuation ((26, 2015.,
-  -400, /07), every pair of punctuation marks (.” ?”), URL parts (https://www., .com) and every 2- and
+  (12-5-2018, 12/5/2018, 5/2018, 2018-05-12), times (19:30), numbers 0-2100 next to punctuation ((12, 2020.,
+  -300, /05), every pair of punctuation marks (.” ?”), URL parts (https://www., .com) and every 2- and
   3-letter uppercase acronym.
 Word lists give only words in Latin letters: a Cyrillic, Greek, Arabic, CJK or Thai name in a word list costs a
 384-float embedding row per piece, and Vietnamese news writes names in Latin letters (single characters of
@@ -162,7 +162,8 @@ _CYRILLIC_BY_LOCALE = {"ru_RU": {}, "uk_UA": {"и": "y", "г": "h", "ї": "yi", 
 
 
 def _transliterated(word: str, loc: str) -> str:
-    """Сергей → Sergey, Володимир → Volodymyr: the usual English spelling of Russian, Ukrainian, Bulgarian names."""
+    """Сергей → Sergey, Володимир → Volodymyr: the usual English spelling of Russian, Ukrainian and Bulgarian
+    names."""
     table = {**_CYRILLIC, **_CYRILLIC_BY_LOCALE[loc]}
     out = ""
     for c in word:
@@ -189,7 +190,7 @@ def census_names() -> set[str]:
 
 
 def pinyin() -> set[str]:
-    """Every pinyin initial + final and every pair of them, Capitalized: Chinese names and places (Wanzhou)."""
+    """Every pinyin initial + final and every pair of them, Capitalized: Chinese names and places (Xiaoping)."""
     initials = [""] + "b p m f d t n l g k h j q x zh ch sh r z c s y w".split()
     finals = ("a o e ai ei ao ou an en ang eng ong i ia ie iao iu ian in iang ing iong u ua uo uai ui uan un "
               "uang ueng v ve van vn er").split()
@@ -220,7 +221,8 @@ def generated_texts() -> list[str]:
     marks = string.punctuation + "“”‘’…–—«»·•"
     out += [a + b for a in marks for b in marks] + [" " + a + b for a in marks for b in marks]
     out += ["(...)", "[...]", "http://", "https://", "https://www.", "www."]
-    out += [f".{tld}" for tld in "com vn net org gov edu int html htm php aspx asp uk ru cn jp kr de fr info io".split()]
+    tlds = "com vn net org gov edu int html htm php aspx asp uk ru cn jp kr de fr info io".split()
+    out += [f".{tld}" for tld in tlds]
     upper = string.ascii_uppercase
     out += ["".join(p) for k in (2, 3) for p in itertools.product(upper, repeat=k)]
     return out
