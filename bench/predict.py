@@ -199,13 +199,14 @@ def main() -> None:
     from transformers import pipeline
 
     from train.mentions import load_gazetteer
-    from train.predict import Predictor
+    from train.predict import load_predictor
     from train.segment import get_segmenter
+    from train.transformer import TransformerPredictor
 
     torch.set_num_threads(args.threads)
     run = Path(args.run)
     gazetteer = load_gazetteer(args.gazetteer)
-    predictor = Predictor.from_run(run, batch_size=args.batch_size)
+    predictor = load_predictor(run, batch_size=args.batch_size)
     pairs = collect_pairs(gazetteer)
     seg = predictor.segmenter
     segmented = [predictor.model_input(country, text) for country, text in pairs]  # marked and segmented
@@ -213,7 +214,7 @@ def main() -> None:
           f"batch size {args.batch_size}, torch {torch.__version__}")  # fmt: skip
 
     # Every model path on pre-segmented text (segmenter "none" for this timing) so all do the same work.
-    fast = Predictor(predictor.tokenizer, predictor.model, predictor.labels, get_segmenter("none"),
+    fast = TransformerPredictor(predictor.tokenizer, predictor.model, predictor.labels, get_segmenter("none"),
                      predictor.max_length, args.batch_size)  # fmt: skip
     fast.predict(segmented[:64])  # warm-up
     rates, agreement, verdicts = {}, {}, {}

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -243,11 +242,11 @@ def test_cli_exit_status_and_mode_errors(tiny_run, tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(not (ARTICLES / "gold.jsonl").is_file(), reason="data/articles/gold.jsonl not written yet")
 def test_sample_articles_match_gold_where_the_signal_is_clear(stance_tiny_run, tmp_path):
-    from train.predict import Predictor
+    from train.predict import load_predictor
 
     gold = rows(ARTICLES / "gold.jsonl")
     gaz = load_gazetteer(DEFAULT_GAZETTEER if DEFAULT_GAZETTEER.is_file() else MINI_GAZ)
-    predict_documents(Predictor.from_run(stance_tiny_run), iter_documents([str(ARTICLES)]), gaz, tmp_path, progress=False)
+    predict_documents(load_predictor(stance_tiny_run), iter_documents([str(ARTICLES)]), gaz, tmp_path, progress=False)
     got = {(row["article"], row["country"]): row for row in rows(tmp_path / "articles.jsonl")}
     missing = [(g["article"], g["country"]) for g in gold if (g["article"], g["country"]) not in got]
     assert not missing, f"gold pairs with no verdict (mention finder or cleaner lost them): {missing}"

@@ -42,10 +42,14 @@ def test_bad_value_names_key(tmp_path):
         load_config(path)
 
 
-def test_bad_choice_lists_allowed(tmp_path):
+@pytest.mark.parametrize("key, value, allowed", [
+    ("segmenter", "vncorenlp", "pyvi, underthesea, none"),
+    ("type", "svm", "transformer, tfidf, ensemble"),  # exactly the kinds train/kinds.py registers
+])
+def test_bad_choice_lists_allowed(tmp_path, key, value, allowed):
     path = tmp_path / "bad.yaml"
-    path.write_text("model:\n  segmenter: vncorenlp\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="model.segmenter' must be one of pyvi, underthesea, none"):
+    path.write_text(f"model:\n  {key}: {value}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"model.{key}' must be one of {allowed}"):
         load_config(path)
 
 

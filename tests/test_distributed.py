@@ -14,7 +14,7 @@ import torch
 from train import distributed
 from train.batch import Outputs, iter_documents, predict_documents
 from train.mentions import load_gazetteer
-from train.predict import Predictor
+from train.predict import load_predictor
 from train.shards import _with_global_ids, merge_parts, part_folder, predict_sharded
 
 from .conftest import REPO, SHARED, kill_after_first_checkpoint, mini_overrides
@@ -112,14 +112,14 @@ def test_evaluate_refuses_to_run_in_several_processes(monkeypatch, capsys):
 
 def test_predictor_places_the_model_on_the_asked_device(tiny_run):
     pairs = [("Pháp", "Pháp viện trợ cho Ukraine."), ("Nga", "Nga phản đối trừng phạt của phương Tây.")]
-    default = Predictor.from_run(tiny_run)
-    placed = Predictor.from_run(tiny_run, device="auto", precision="fp32")
+    default = load_predictor(tiny_run)
+    placed = load_predictor(tiny_run, device="auto", precision="fp32")
     assert next(placed.model.parameters()).device.type == placed.device.type
     assert placed.autocast is None
     if placed.device.type == "cpu":
         assert placed.predict(pairs) == default.predict(pairs)
     with pytest.raises(ValueError, match="needs --device cuda"):
-        Predictor.from_run(tiny_run, device="cpu", precision="fp16")
+        load_predictor(tiny_run, device="cpu", precision="fp16")
 
 
 def test_parts_predicted_apart_merge_into_the_single_process_files(tmp_path):

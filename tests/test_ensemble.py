@@ -13,7 +13,8 @@ import pytest
 from train.config import ConfigError, load_config
 from train.ensemble import choose_weights, weight_grid
 from train.fit import fit
-from train.predict import Predictor, model_file_hashes
+from train.predict import load_predictor
+from train.runinfo import model_file_hashes
 
 from .conftest import MINI, REPO, mini_overrides
 
@@ -93,12 +94,12 @@ def test_train_evaluate_predict_compare(members, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in (run_dir / "eval" / "test" / "predictions.jsonl").read_text().splitlines()]
     pairs = [(row["country"], row["text"]) for row in rows]
-    parts = [Predictor.from_run(m["path"]).predict(pairs) for m in spec["members"]]
+    parts = [load_predictor(m["path"]).predict(pairs) for m in spec["members"]]
     for i, row in enumerate(rows):
         for label, p in row["probs"].items():
             assert p == pytest.approx(sum(w * part[i]["probs"][label] for w, part in zip(weights, parts)), abs=1e-6)
 
-    predictor = Predictor.from_run(run_dir)
+    predictor = load_predictor(run_dir)
     assert predictor.gazetteer is not None  # the members' copy, as `stance predict` uses it for one run
     done = run("predict", str(run_dir), "--country", "Nga", "--text", "Nga tuyên bố tiếp tục chiến dịch.")
     assert done.returncode == 0, done.stderr[-3000:]

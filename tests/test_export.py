@@ -7,7 +7,7 @@ import pytest
 
 from train import export
 from train.cli import main
-from train.predict import Predictor
+from train.predict import load_predictor
 
 from .conftest import FIXTURES, MINI, REPO, mini_overrides
 
@@ -39,8 +39,8 @@ def test_export_gates_and_backends_agree_with_torch(run_copy, tmp_path, capsys):
         assert variant["usable"] == (abs(variant["checks"]["test"]["delta"]) <= export.GATE)
     assert status == (0 if all(v["usable"] for v in manifest["variants"].values()) else 1)
 
-    reference = Predictor.from_run(run_copy).predict(SENTENCES)
-    onnx = Predictor.from_run(run_copy, backend="onnx", batch_size=2).predict(SENTENCES)  # batches of 2 and 1
+    reference = load_predictor(run_copy).predict(SENTENCES)
+    onnx = load_predictor(run_copy, backend="onnx", batch_size=2).predict(SENTENCES)  # batches of 2 and 1
     for ours, theirs in zip(onnx, reference):
         assert ours["label"] == theirs["label"]
         assert max(abs(ours["probs"][k] - theirs["probs"][k]) for k in ours["probs"]) < 1e-4
@@ -74,13 +74,13 @@ def test_unusable_or_changed_exports_are_refused_with_the_reason(run_copy, monke
 
     monkeypatch.setattr(export, "GATE", 0.005)
     assert main(["export", str(run_copy), "--onnx", "--realdev", str(MINI / "dev.jsonl")]) == 0
-    Predictor.from_run(run_copy, backend="onnx")  # usable now
+    load_predictor(run_copy, backend="onnx")  # usable now
     with pytest.raises(FileNotFoundError, match="--int8"):
-        Predictor.from_run(run_copy, backend="onnx-int8")  # not asked for this time
+        load_predictor(run_copy, backend="onnx-int8")  # not asked for this time
     with (run_copy / "onnx" / "model.onnx").open("ab") as handle:
         handle.write(b"\0")
     with pytest.raises(RuntimeError, match="changed since export"):
-        Predictor.from_run(run_copy, backend="onnx")
+        load_predictor(run_copy, backend="onnx")
 
 
 def test_tfidf_runs_have_nothing_to_export(tmp_path):
@@ -91,4 +91,4 @@ def test_tfidf_runs_have_nothing_to_export(tmp_path):
     with pytest.raises(ValueError, match="TF-IDF run has no network to export"):
         export.export_onnx(run)
     with pytest.raises(ValueError, match="use --backend torch"):
-        Predictor.from_run(run, backend="onnx-int8")
+        load_predictor(run, backend="onnx-int8")

@@ -101,14 +101,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 def test_marked_target_run_keeps_its_gazetteer_and_marks_at_prediction(tmp_path):
-    from train.predict import Predictor
+    from train.predict import load_predictor
 
     overrides = [*mini_overrides(tmp_path, "marked", epochs=2), "model.mark_target=true",
                  f"model.gazetteer={FIXTURES / 'countries_mini.yaml'}"]  # fmt: skip
     run = fit(load_config(REPO / "configs" / "tiny.yaml", overrides))
     info = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert info["mark_target"] is True and (run / info["gazetteer"]).is_file()
-    predictor = Predictor.from_run(run)
+    predictor = load_predictor(run)
     # the run reads its own copy of the gazetteer: Berlin is a mention of Đức
     country, text = predictor.model_input("Đức", "Berlin gửi thêm xe tăng cho Kiev.")
     assert "« Berlin »" in text and "Kiev" in text and "« Kiev" not in text

@@ -197,7 +197,7 @@ def test_a_damaged_run_folder_is_one_line_naming_the_file(tiny_run, tfidf_run, t
     import numpy as np
 
     from train.cli import main
-    from train.predict import Predictor
+    from train.predict import load_predictor
 
     def damaged(run, remove=(), add=None):
         copy = tmp_path / f"{run.name}-{len(list(tmp_path.iterdir()))}"
@@ -225,7 +225,7 @@ def test_a_damaged_run_folder_is_one_line_naming_the_file(tiny_run, tfidf_run, t
     ]  # fmt: skip
     for run, message in cases:
         with pytest.raises((ValueError, FileNotFoundError), match="^" + str(run / message).replace(".", r"\.")):
-            Predictor.from_run(run)
+            load_predictor(run)
     run, message = cases[0]
     capsys.readouterr()
     assert main(["predict", str(run), "--country", "Nga", "--text", "Nga phản đối trừng phạt."]) == 2

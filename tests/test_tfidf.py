@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from train.config import ConfigError, load_config
 from train.data import LABELS, read_jsonl
 from train.fit import fit
-from train.predict import Predictor
+from train.predict import load_predictor
 from train.mentions import load_gazetteer
 from train.segment import get_segmenter
 from train.tfidf import Featurizer, TfidfPredictor, replace_target, target_features, train_model, transform
@@ -99,7 +99,7 @@ def test_run_folder_has_no_pickle_and_predicts_through_predictor(tfidf_run):
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["best_dev"]["macro_f1"] > 0.7, "the fixture's signal is plain enough for n-grams"
 
-    predictor = Predictor.from_run(run)
+    predictor = load_predictor(run)
     assert isinstance(predictor, TfidfPredictor)
     out = predictor.predict([
         ("Đức", "Đức công bố gói viện trợ quân sự mới cho Ukraine trị giá 500 triệu USD."),

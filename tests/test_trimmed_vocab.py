@@ -2,7 +2,6 @@
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,7 +162,7 @@ def test_config_trains_one_epoch_with_embeddings_trained(cache_root, tmp_path, m
     cfg_path = REPO / "configs" / "e5-small-vi.yaml"
     cfg = load_config(cfg_path, [])
     assert (cfg.model.name_or_path, cfg.model.freeze_embeddings) == ("bundled:e5-small-vi", False)
-    monkeypatch.setattr("train.fit.resolve_source", lambda name: resolve_source(name, backbone_cache=cache_root))
+    monkeypatch.setattr("train.transformer.resolve_source", lambda name: resolve_source(name, backbone_cache=cache_root))
     overrides = [o for o in mini_overrides(tmp_path / "runs", run_name="vi", epochs=1) if "batch_size" not in o]
     small = [f"data.train={tmp_path / 'train.jsonl'}", "model.max_length=32", "training.batch_size=16",
              "training.threads=1"]

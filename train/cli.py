@@ -254,7 +254,7 @@ def _predict(args: argparse.Namespace) -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from .predict import Predictor
+    from .predict import load_predictor
 
     torch.set_num_threads(args.threads)
     hf_logging.disable_progress_bar()  # a "Loading weights" bar for a model that loads in a blink is noise
@@ -267,7 +267,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer, target_spans
 
-    predictor = Predictor.from_run(args.run, device=args.device, precision=args.precision, backend=args.backend)
+    predictor = load_predictor(args.run, device=args.device, precision=args.precision, backend=args.backend)
     gazetteer = predictor.gazetteer or load_gazetteer(Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER)
     country, text = (unicodedata.normalize("NFC", value) for value in (args.country, args.text))
     if target_spans(text, country, gazetteer):
@@ -354,7 +354,8 @@ def _predict_batch(args: argparse.Namespace) -> int:
     from .data import sha256_file
     from .distributed import default_batch_size, is_main, resolve_device
     from .mentions import DEFAULT_GAZETTEER, load_gazetteer
-    from .predict import Predictor, run_identity
+    from .predict import load_predictor
+    from .runinfo import run_identity
     from .shards import predict_sharded
 
     if not (args.input and args.output):
@@ -362,7 +363,7 @@ def _predict_batch(args: argparse.Namespace) -> int:
     gazetteer_path = Path(args.gazetteer) if args.gazetteer else DEFAULT_GAZETTEER
     gazetteer = load_gazetteer(gazetteer_path)
     device = resolve_device(args.device)
-    predictor = Predictor.from_run(args.run, batch_size=args.batch_size or default_batch_size(device), device=device,
+    predictor = load_predictor(args.run, batch_size=args.batch_size or default_batch_size(device), device=device,
                                    precision=args.precision, backend=args.backend)  # fmt: skip
     min_evidence = MIN_EVIDENCE if args.min_evidence is None else args.min_evidence
     if not 0 <= min_evidence <= 1:

@@ -12,7 +12,8 @@ import numpy as np
 import yaml
 
 from .data import read_json
-from .evaluation import macro_f1, read_predictions
+from .evaluation import read_predictions
+from .metrics import macro_f1
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from .kinds import KINDS
+
 log = logging.getLogger(__name__)
 
 SEGMENTERS = ("pyvi", "underthesea", "none")
-MODEL_TYPES = ("transformer", "tfidf", "ensemble")
 ENSEMBLE_OBJECTIVES = ("macro_f1", "log_loss")
 CLASS_WEIGHTS = ("none", "balanced")
 # PhoBERT's position table holds 258 rows, two of which RoBERTa reserves for padding offsets:
@@ -388,7 +389,7 @@ def _check(cfg: Config, source: str) -> None:
 
     if not cfg.run_name or "/" in cfg.run_name or cfg.run_name in (".", ".."):
         raise ConfigError(f"{source}: key 'run_name' must be a plain folder name; got {cfg.run_name!r}")
-    choice("model.type", cfg.model.type, MODEL_TYPES)
+    choice("model.type", cfg.model.type, tuple(KINDS))
     choice("model.segmenter", cfg.model.segmenter, SEGMENTERS)
     choice("training.class_weights", cfg.training.class_weights, CLASS_WEIGHTS)
     for key in ("epochs", "batch_size", "eval_batch_size", "learning_rate", "threads"):

@@ -22,10 +22,13 @@ import numpy as np
 
 from .config import Config
 from .data import LABELS, read_json, read_jsonl, sha256_file, split_files, write_json
-from .evaluation import macro_f1
+from .metrics import macro_f1
+from .predict import load_predictor
+from .runinfo import model_file_hashes, package_versions
 
 log = logging.getLogger(__name__)
 
+MULTI_PROCESS = False  # the kind interface (train/kinds.py): under torchrun, rank 0 alone fits
 ENSEMBLE_FILE = "ensemble.json"
 FORMAT_VERSION = 1
 
@@ -34,10 +37,18 @@ class EnsembleMemberError(RuntimeError):
     """A member run is missing, unfinished, or not the run the ensemble was fit with."""
 
 
-def _load_member(index: int, path: str, recorded: dict[str, str] | None = None):
-    """The member's predictor; with `recorded` hashes, first check that its model files are still those."""
-    from .predict import Predictor, model_file_hashes
+def load(run_dir: Path, info: dict, *, batch_size: int = 64, device: str = "cpu", precision: str = "auto",
+         backend: str = "torch") -> "EnsemblePredictor":  # fmt: skip
+    """The finished ensemble's predictor (the kind interface, train/kinds.py): each member loaded with the same
+    batch size, device and precision."""
+    if backend != "torch":
+        raise ValueError(f"{run_dir}: an ensemble run has no ONNX export; use --backend torch")
+    return EnsemblePredictor.from_run(run_dir, info, batch_size=batch_size, device=device, precision=precision)
 
+
+def _load_member(index: int, path: str, recorded: dict[str, str] | None = None, **options):
+    """The member's predictor (`options`: load_predictor's batch_size, device, precision); with `recorded`
+    hashes, first check that its model files are still those."""
     run_dir = Path(path)
     name = f"ensemble member {index + 1} ({path})"
     if not (run_dir / "run.json").is_file():
@@ -50,7 +61,7 @@ def _load_member(index: int, path: str, recorded: dict[str, str] | None = None):
                 f"{name}: model files differ from those the ensemble was fit with ({', '.join(changed[:5])}); "
                 f"restore that run or fit the ensemble again")  # fmt: skip
     try:
-        return Predictor.from_run(run_dir)
+        return load_predictor(run_dir, **options)
     except (FileNotFoundError, ValueError) as err:
         raise EnsembleMemberError(f"{name}: {err}") from None
 
@@ -83,10 +94,10 @@ def choose_weights(member_probs: list[np.ndarray], gold: np.ndarray, step: float
     return best
 
 
-def fit_ensemble(cfg: Config, run_dir: Path, command: str = "") -> Path:
-    """Score each member on data.dev, choose the weights, and write the ensemble's run folder."""
-    from .fit import package_versions
-
+def fit(cfg: Config, run_dir: Path, *, command: str = "", checkpoint: str | None = None, device: str = "cpu",
+        precision: str = "auto") -> Path:  # fmt: skip
+    """Score each member on data.dev (members loaded on `device`), choose the weights, and write the ensemble's
+    run folder. Nothing to resume: it takes as long as predicting dev with each member."""
     started = time.time()
     ensemble = cfg.model.ensemble
     dev = read_jsonl(cfg.data.dev)
@@ -94,10 +105,8 @@ def fit_ensemble(cfg: Config, run_dir: Path, command: str = "") -> Path:
     labels = list(LABELS)
     gold = np.array([labels.index(row["label"]) for row in dev])
     members, member_probs = [], []
-    from .predict import model_file_hashes
-
     for index, path in enumerate(ensemble.members):
-        predictor = _load_member(index, path)
+        predictor = _load_member(index, path, device=device, precision=precision)
         if list(predictor.labels) != labels:
             raise EnsembleMemberError(f"ensemble member {index + 1} ({path}): labels {predictor.labels} differ "
                                       f"from {labels}")  # fmt: skip
@@ -143,7 +152,7 @@ def fit_ensemble(cfg: Config, run_dir: Path, command: str = "") -> Path:
 
 @dataclass
 class EnsemblePredictor:
-    """Same interface as predict.Predictor: .labels and .predict(pairs) → [{label, probs}]."""
+    """The predictor interface (train/kinds.py): .labels and .predict(pairs) → [{label, probs}]."""
 
     members: list
     weights: list[float]
@@ -151,9 +160,7 @@ class EnsemblePredictor:
     gazetteer: object = None  # the first member's copy: what finds the target's mentions, as for one run
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, info: dict | None = None) -> "EnsemblePredictor":
-        run_dir = Path(run_dir)
-        info = info or read_json(run_dir / "run.json")
+    def from_run(cls, run_dir: Path, info: dict, **options) -> "EnsemblePredictor":
         spec_path = run_dir / "model" / ENSEMBLE_FILE
         if info.get("status") != "complete" or not spec_path.is_file():
             raise FileNotFoundError(f"{run_dir}: the ensemble has not been fit (status {info.get('status')!r})")
@@ -163,7 +170,7 @@ class EnsemblePredictor:
                              f"{FORMAT_VERSION}")  # fmt: skip
         members = []
         for index, member in enumerate(spec["members"]):
-            predictor = _load_member(index, member["path"], member["sha256"])
+            predictor = _load_member(index, member["path"], member["sha256"], **options)
             if list(predictor.labels) != spec["labels"]:
                 raise EnsembleMemberError(f"ensemble member {index + 1} ({member['path']}): labels "
                                           f"{predictor.labels} differ from {spec['labels']}")  # fmt: skip

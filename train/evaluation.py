@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from .data import LABELS, read_jsonl, sha256_file, write_jsonl
+from .metrics import macro_f1
 from .swap import SWAP_KEY, swap_set
 
 log = logging.getLogger(__name__)
@@ -25,11 +26,6 @@ F_AVG_LABELS = ("pro_ukraine", "pro_russia")
 ECE_BINS = 10
 TOP_ERRORS = 20
 SWAPS = 3  # country-swap copies per third-country example in every evaluation
-
-
-def macro_f1(gold: Sequence[int], predicted: Sequence[int], num_labels: int = len(LABELS)) -> float:
-    """Macro-F1 over every label id (an absent label counts as F1 0, the same rule fit.py's dev score uses)."""
-    return float(f1_score(gold, predicted, labels=list(range(num_labels)), average="macro", zero_division=0))
 
 
 def f_avg(gold: Sequence[int], predicted: Sequence[int], labels: Sequence[str] = LABELS) -> float:
@@ -202,7 +198,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     """
     from .config import load_config
     from .modelcard import write_model_card
-    from .predict import Predictor
+    from .predict import load_predictor
     from .report import write_reports
 
     run_dir = Path(run_dir)
@@ -218,7 +214,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
         name = f"{name}-{backend}"
     examples = read_jsonl(data)
     out_dir = eval_folder(run_dir, name, data, force)
-    predictor = predictor or Predictor.from_run(run_dir, device=device, precision=precision, backend=backend)
+    predictor = predictor or load_predictor(run_dir, device=device, precision=precision, backend=backend)
     copies = swap_set(examples, swap_gazetteer(predictor), swaps, swap_seed) if swaps else []
     outputs = predictor.predict([(row["country"], row["text"]) for row in [*examples, *copies]])
     rows = [

@@ -1,5 +1,5 @@
 """`stance export RUN --onnx [--int8]`: the run's model as ONNX (fp32, and int8 by dynamic quantization), checked
-against the torch model before it may be used, and `OnnxModel`, which runs it under ONNX Runtime inside Predictor.
+against the torch model before it may be used, and `OnnxModel`, which runs it under ONNX Runtime inside the transformer predictor.
 
 Everything lands in RUN/onnx/: model.onnx, model.int8.onnx (with --int8) and export.json, which records each
 file's sha256, the sha256 of the torch weights it came from, and the accuracy gate: macro-F1 of each export on
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .data import LABELS, read_jsonl, sha256_file
-from .evaluation import macro_f1
+from .metrics import macro_f1
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _session(path: Path):
 
 
 class OnnxModel:
-    """Stands in for the torch model inside Predictor: called with the padded batch, returns `.logits`."""
+    """Stands in for the torch model inside the transformer predictor (train/transformer.py): called with the padded batch, returns `.logits`."""
 
     def __init__(self, session, config):
         self.session = session
@@ -97,7 +97,7 @@ class OnnxModel:
 def export_onnx(run_dir: str | Path, int8: bool = False, realdev: str | Path | None = DEFAULT_REALDEV) -> dict:
     """Export RUN's model to RUN/onnx/ (fp32, and int8 when asked), gate each file on accuracy, write export.json
     last (an interrupted export leaves no manifest, so nothing half-done is ever used). Returns the manifest."""
-    from .predict import Predictor
+    from .predict import load_predictor
 
     run_dir = Path(run_dir)
     info_path = run_dir / "run.json"
@@ -105,7 +105,7 @@ def export_onnx(run_dir: str | Path, int8: bool = False, realdev: str | Path | N
         raise FileNotFoundError(f"{run_dir}: not a run folder (no run.json)")
     if json.loads(info_path.read_text(encoding="utf-8")).get("model_type") == "tfidf":
         raise ValueError(f"{run_dir}: a TF-IDF run has no network to export; it predicts with --backend torch")
-    predictor = Predictor.from_run(run_dir)
+    predictor = load_predictor(run_dir)
     out = run_dir / EXPORT_DIR
     out.mkdir(exist_ok=True)
     for name in (MANIFEST, *FILES.values()):

@@ -40,7 +40,9 @@ from transformers import (
 
 from .config import PretrainConfig, dump_config, load_pretrain_config
 from .data import read_json, sha256_file
-from .fit import RunFolderError, TrainingBar, _diff_keys, last_complete_checkpoint, package_versions, run_log
+from .fit import RunFolderError, _diff_keys, last_complete_checkpoint
+from .runinfo import package_versions, run_log
+from .transformer import TrainingBar
 from .modeling import learn_phobert_tokenizer, resolve_source, scratch_config
 from .segment import get_segmenter
 

@@ -29,16 +29,26 @@ from tqdm.auto import tqdm
 
 from .config import Config, TfidfConfig
 from .data import LABELS, read_jsonl, sha256_file
-from .evaluation import macro_f1
+from .metrics import macro_f1
 from .mentions import BELLIGERENTS, GAZETTEER_FILE, MASK, copy_gazetteer, load_gazetteer, target_spans
+from .runinfo import package_versions
 from .segment import Segmenter, get_segmenter
 from .swap import swap_augmenter
 
 log = logging.getLogger(__name__)
 
+MULTI_PROCESS = False  # the kind interface (train/kinds.py): under torchrun, rank 0 alone fits
 PLACEHOLDER = "TARGET"
 FORMAT_VERSION = 1
 PARAMS_FILE, WEIGHTS_FILE = "params.json", "weights.npz"
+
+
+def load(run_dir: Path, info: dict, *, batch_size: int = 64, device: str = "cpu", precision: str = "auto",
+         backend: str = "torch") -> "TfidfPredictor":  # fmt: skip
+    """The finished run's predictor (the kind interface, train/kinds.py); it runs on the CPU, whatever `device`."""
+    if backend != "torch":
+        raise ValueError(f"{run_dir}: a tfidf run has no ONNX export; use --backend torch")
+    return TfidfPredictor.from_run(run_dir, info)
 
 
 def replace_target(text: str, country: str, gazetteer=None) -> tuple[str, bool]:
@@ -170,7 +180,7 @@ def train_model(
 
 @dataclass
 class TfidfPredictor:
-    """Same interface as predict.Predictor: .labels and .predict(pairs) → [{label, probs}]."""
+    """The predictor interface (train/kinds.py): .labels and .predict(pairs) → [{label, probs}]."""
 
     params: dict
     arrays: dict
@@ -179,9 +189,7 @@ class TfidfPredictor:
     gazetteer: object = None
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, info: dict | None = None) -> "TfidfPredictor":
-        run_dir = Path(run_dir)
-        info = info or json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    def from_run(cls, run_dir: Path, info: dict) -> "TfidfPredictor":
         model_dir = run_dir / "model"
         if info.get("status") != "complete":
             raise FileNotFoundError(f"{run_dir}: training has not finished (status {info.get('status')!r})")
@@ -225,10 +233,10 @@ class TfidfPredictor:
         ]
 
 
-def fit_tfidf(cfg: Config, run_dir: Path, command: str = "") -> Path:
-    """Train the baseline into run_dir (config.yaml is already there), writing the same files as a transformer run."""
-    from .fit import package_versions
-
+def fit(cfg: Config, run_dir: Path, *, command: str = "", checkpoint: str | None = None, device: str = "cpu",
+        precision: str = "auto") -> Path:  # fmt: skip
+    """Train the baseline into run_dir (config.yaml is already there), writing the same files as a transformer run.
+    It runs on the CPU in seconds: `device` and `precision` do not apply, and there is no checkpoint to resume."""
     segmenter = get_segmenter(cfg.model.segmenter)
     started = time.time()
     info = {

@@ -80,7 +80,7 @@ def evaluate_articles(run_dir: str | Path, articles: str | Path, predictor=None,
     RUN/eval/<name>/ (default articles-<folder>): metrics.json, report.md, report.html, and the batch outputs
     under batch/. Returns that folder."""
     from .evaluation import swap_gazetteer
-    from .predict import Predictor
+    from .predict import load_predictor
     from .report import write_article_reports
 
     run_dir, articles = Path(run_dir), Path(articles)
@@ -88,7 +88,7 @@ def evaluate_articles(run_dir: str | Path, articles: str | Path, predictor=None,
         raise FileNotFoundError(f"{articles}: not a folder of articles")
     gold = read_gold(articles / "gold.jsonl")
     min_evidence = MIN_EVIDENCE if min_evidence is None else min_evidence
-    predictor = predictor or Predictor.from_run(run_dir)
+    predictor = predictor or load_predictor(run_dir)
     out_dir = run_dir / "eval" / (name or f"articles-{articles.resolve().name}")
     out_dir.mkdir(parents=True, exist_ok=True)
     predict_documents(predictor, iter_documents([str(articles)]), swap_gazetteer(predictor), out_dir / "batch",
