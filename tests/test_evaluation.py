@@ -222,3 +222,30 @@ def test_evaluating_other_data_never_overwrites_the_official_test_evaluation(tin
     assert json.loads((run / "eval" / "ten" / "metrics.json").read_text(encoding="utf-8"))["n"] == 10
     assert evaluate("--data", str(other), "--force").returncode == 0
     assert json.loads((run / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))["n"] == 10
+
+
+def test_pairs_marked_hard_are_also_scored_without(tmp_path):
+    # realdev marks contestable pairs with a note "hard: ..." and asks for scores with and without them.
+    # Without ex-3 and ex-5 (both wrong): gold U U R N O O, predicted U U R N O U → accuracy 5/6;
+    # F1 U 4/5 (tp 2, fp 1), R 1, N 1, O 2/3 (tp 1, fn 1) → macro-F1 (4/5 + 1 + 1 + 2/3) / 4 = 13/15.
+    data = tmp_path / "eight.jsonl"
+    rows = write_eight(data)
+    marked = [{**json.loads(line), **({"note": "hard: either reading"} if i in (2, 4) else {"note": "clear"})}
+              for i, line in enumerate(data.read_text(encoding="utf-8").splitlines())]  # fmt: skip
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in marked), encoding="utf-8")
+    metrics = json.loads((evaluate_run(tmp_path / "run", data=data, predictor=FixedPredictor(rows)) / "metrics.json")
+                         .read_text(encoding="utf-8"))  # fmt: skip
+    assert metrics["macro_f1"] == pytest.approx(2 / 3)  # every pair still counts in the main score
+    assert metrics["not_hard"] == pytest.approx({"n": 6, "n_hard": 2, "accuracy": 5 / 6, "macro_f1": 13 / 15})
+    assert metrics["macro_f1_not_hard"] == pytest.approx(13 / 15)
+    report = (tmp_path / "run" / "eval" / "eight" / "report.md").read_text(encoding="utf-8")
+    assert "| macro-F1 without the 2 pairs marked hard | 0.8667 |" in report
+
+
+def test_data_without_hard_marks_has_no_such_score(tmp_path):
+    data = tmp_path / "eight.jsonl"
+    rows = write_eight(data)
+    metrics = json.loads((evaluate_run(tmp_path / "run", data=data, predictor=FixedPredictor(rows)) / "metrics.json")
+                         .read_text(encoding="utf-8"))  # fmt: skip
+    assert metrics["not_hard"] is None and metrics["macro_f1_not_hard"] is None
+    assert "marked hard" not in (tmp_path / "run" / "eval" / "eight" / "report.md").read_text(encoding="utf-8")

@@ -98,6 +98,24 @@ def confident_errors(rows: list[dict], k: int = TOP_ERRORS) -> list[dict]:
     ]  # fmt: skip
 
 
+def is_hard(example: dict) -> bool:
+    """A pair its annotator marked contestable: a note starting "hard:" (../shared/realdev's convention)."""
+    return str(example.get("note") or "").startswith("hard:")
+
+
+def not_hard_metrics(rows: list[dict], examples: list[dict], labels: Sequence[str] = LABELS) -> dict | None:
+    """Accuracy and macro-F1 without the pairs marked hard (realdev asks for scores with and without them);
+    None when no example is marked."""
+    kept = [row for row, example in zip(rows, examples) if not is_hard(example)]
+    if len(kept) == len(rows) or not kept:
+        return None
+    labels = list(labels)
+    gold = [labels.index(row["gold"]) for row in kept]
+    predicted = [labels.index(row["predicted"]) for row in kept]
+    return {"n": len(kept), "n_hard": len(rows) - len(kept), "accuracy": float(accuracy_score(gold, predicted)),
+            "macro_f1": macro_f1(gold, predicted, len(labels))}  # fmt: skip
+
+
 def compute_metrics(rows: list[dict], labels: Sequence[str] = LABELS) -> dict[str, Any]:
     """Every metric of one evaluation, from prediction rows (id, text, country, gold, predicted, probs by label)."""
     if not rows:
@@ -228,12 +246,15 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, split: str
     rows, swapped = rows[: len(examples)], rows[len(examples) :]
     metrics = compute_metrics(rows, predictor.labels)
     swap = swap_metrics(rows, swapped, predictor.labels)
+    not_hard = not_hard_metrics(rows, examples, predictor.labels)
     metrics = {
         "run": str(run_dir),
         "name": name,
         "backend": backend,
         "data": {"path": str(data), "sha256": sha256_file(data), "n": len(rows)},
         **metrics,
+        "macro_f1_not_hard": not_hard and not_hard["macro_f1"],
+        "not_hard": not_hard,
         "swap_consistency": swap["consistency"],
         "swap_macro_f1": swap["macro_f1"],
         "swap": {"k": swaps, "seed": swap_seed, **swap},

@@ -45,6 +45,8 @@ def _evaluation_tables(m: dict) -> list[tuple[str, list[str], list[list[Any]]]]:
     bins = [[f"({b['lower']:.1f}, {b['upper']:.1f}]", b["count"], b["confidence"], b["accuracy"]]
             for b in m["calibration"]["bins"]]  # fmt: skip
     errors = [[e["text"], e["country"], e["gold"], e["predicted"], e["confidence"]] for e in m["confident_errors"]]
+    if m.get("not_hard"):
+        summary += [[f"macro-F1 without the {m['not_hard']['n_hard']} pairs marked hard", m["not_hard"]["macro_f1"]]]
     swap = m.get("swap") or {}
     if swap.get("n_copies"):
         summary += [["swap consistency", swap["consistency"]], ["swap macro-F1", swap["macro_f1"]]]
