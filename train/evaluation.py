@@ -109,11 +109,9 @@ def not_hard_metrics(rows: list[dict], examples: list[dict], labels: Sequence[st
     kept = [row for row, example in zip(rows, examples) if not is_hard(example)]
     if len(kept) == len(rows) or not kept:
         return None
-    labels = list(labels)
-    gold = [labels.index(row["gold"]) for row in kept]
-    predicted = [labels.index(row["predicted"]) for row in kept]
-    return {"n": len(kept), "n_hard": len(rows) - len(kept), "accuracy": float(accuracy_score(gold, predicted)),
-            "macro_f1": macro_f1(gold, predicted, len(labels))}  # fmt: skip
+    scores = compute_metrics(kept, labels)  # the same scoring as the whole set's
+    return {"n": len(kept), "n_hard": len(rows) - len(kept), "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"]}  # fmt: skip
 
 
 def compute_metrics(rows: list[dict], labels: Sequence[str] = LABELS) -> dict[str, Any]:
